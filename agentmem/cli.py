@@ -1,0 +1,209 @@
+"""The ``agentmem`` command line. Every command takes ``--json``; errors are one line and exit 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from agentmem.errors import AgentMemError
+
+PATH_HELP = "memory directory (default: $AGENTMEM_HOME or ~/.agentmem)"
+
+
+def _emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, default=str))
+    else:
+        human()
+
+
+def _scope(user: str | None, agent: str | None, session: str | None) -> dict[str, str] | None:
+    scope = {k: v for k, v in (("user", user), ("agent", agent), ("session", session)) if v is not None}
+    return scope or None
+
+
+def _open(path: str | None, **kw: Any) -> Any:
+    from agentmem.memory import Memory
+
+    mem = Memory(path, **kw)
+    for notice in mem.notices:
+        click.echo(f"notice: {notice}", err=True)
+    return mem
+
+
+def scope_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for name in ("session", "agent", "user"):
+        f = click.option(f"--{name}", default=None, help=f"{name} scope")(f)
+    return f
+
+
+class Group(click.Group):
+    """Turns agentmem errors into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AgentMemError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="agentmem-toolkit")
+def cli() -> None:
+    """agentmem: fast, durable memory for agents and models."""
+
+
+@cli.command()
+@click.argument("texts", nargs=-1)
+@click.option("--path", default=None, help=PATH_HELP)
+@click.option("--file", "file", type=click.File("r"), default=None, help="remember each line of a file ('-' = stdin)")
+@click.option("--metadata", default=None, help="JSON object stored with every text")
+@click.option("--time", "when", default=None, help="event time (ISO-8601 or unix seconds)")
+@scope_options
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def remember(texts: tuple[str, ...], path: str | None, file: Any, metadata: str | None, when: str | None,
+             user: str | None, agent: str | None, session: str | None, as_json: bool) -> None:
+    """Remember TEXTS (or the lines of --file)."""
+    from agentmem.errors import InvalidInputError
+
+    items = list(texts) + ([line.rstrip("\n") for line in file if line.strip()] if file else [])
+    if not items:
+        raise InvalidInputError("nothing to remember; pass texts or --file")
+    try:
+        meta = json.loads(metadata) if metadata else None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"--metadata is not valid JSON: {exc}") from exc
+    when_value: Any = float(when) if when and when.replace(".", "", 1).isdigit() else when
+    with _open(path) as mem:
+        ids = mem.remember_many(items, [meta] * len(items) if meta is not None else None,
+                                _scope(user, agent, session), times=[when_value] * len(items))
+    _emit(as_json, {"ids": ids}, lambda: click.echo(" ".join(map(str, ids))))
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--path", default=None, help=PATH_HELP)
+@click.option("-k", "k", default=5, show_default=True, help="number of hits")
+@click.option("--filter", "filters", multiple=True, help="metadata equality KEY=VALUE (repeatable)")
+@click.option("--since", default=None, help="event time lower bound")
+@click.option("--until", default=None, help="event time upper bound")
+@scope_options
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def recall(query: str, path: str | None, k: int, filters: tuple[str, ...], since: str | None,
+           until: str | None, user: str | None, agent: str | None, session: str | None, as_json: bool) -> None:
+    """Recall memories relevant to QUERY."""
+    from agentmem.errors import InvalidInputError
+
+    parsed: dict[str, Any] = {}
+    for f in filters:
+        if "=" not in f:
+            raise InvalidInputError(f"--filter {f!r} must look like KEY=VALUE")
+        key, value = f.split("=", 1)
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    with _open(path, read_only=True) as mem:
+        hits = mem.recall(query, k=k, scope=_scope(user, agent, session), filters=parsed or None,
+                          since=since, until=until)
+
+    def human() -> None:
+        if not hits:
+            click.echo("no memories found")
+        for h in hits:
+            click.echo(f"{h.id:>6}  {h.score:.4f}  {h.source:<5}  {h.text}")
+
+    _emit(as_json, [asdict(h) for h in hits], human)
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, type=int, required=True)
+@click.option("--path", default=None, help=PATH_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def forget(ids: tuple[int, ...], path: str | None, as_json: bool) -> None:
+    """Forget items by id, from every store."""
+    removed: list[int] = []
+    with _open(path) as mem:
+        for i in ids:
+            removed += mem.forget(i)
+    _emit(as_json, {"forgotten": removed}, lambda: click.echo(f"forgot {len(removed)} item(s)"))
+
+
+@cli.command()
+@click.option("--path", default=None, help=PATH_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def consolidate(path: str | None, as_json: bool) -> None:
+    """Move short-term memory into long-term memory now."""
+    with _open(path) as mem:
+        report = mem.consolidate()
+    data = asdict(report)
+    _emit(as_json, data, lambda: click.echo(
+        f"promoted {len(report.promoted)}, merged {len(report.merged)}, facts {report.facts} "
+        f"in {report.seconds:.2f}s"))
+
+
+@cli.command()
+@click.option("--path", default=None, help=PATH_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def stats(path: str | None, as_json: bool) -> None:
+    """Counts and sizes of every store."""
+    with _open(path, read_only=True) as mem:
+        data = mem.stats()
+    _emit(as_json, data, lambda: [click.echo(f"{k:<18} {v}") for k, v in data.items()])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def plugins(as_json: bool) -> None:
+    """List loaded plugins and what each provides."""
+    from agentmem.plugins import load_plugins, registry
+
+    pm = load_plugins()
+    reg = registry()
+    loaded = {name: _plugin_origin(p) for name, p in pm.list_name_plugin()}
+    data = {"plugins": loaded,
+            **{kind: {name: e.plugin for name, e in sorted(table.items())} for kind, table in reg.items()}}
+
+    def human() -> None:
+        for kind, table in reg.items():
+            click.echo(f"{kind}:")
+            for name, entry in sorted(table.items()):
+                click.echo(f"  {name:<16} from {entry.plugin}")
+        click.echo("plugins:")
+        for name, origin in loaded.items():
+            click.echo(f"  {name:<40} {origin}")
+
+    _emit(as_json, data, human)
+
+
+def _plugin_origin(plugin: Any) -> str:
+    return str(getattr(plugin, "__file__", None) or type(plugin).__module__)
+
+
+@cli.command()
+@click.option("--path", default=None, help="memory directory for the demo (default: a temporary one)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def demo(path: str | None, as_json: bool) -> None:
+    """Remember a shipped multi-session conversation, consolidate, recall, reopen, recall again."""
+    from agentmem.demo import run_demo
+
+    result = run_demo(path, echo=None if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+
+
+def _load_plugin_commands() -> None:
+    from agentmem.plugins import hook
+
+    hook().register_commands(cli=cli)
+
+
+def main() -> None:
+    _load_plugin_commands()
+    cli(prog_name="agentmem")

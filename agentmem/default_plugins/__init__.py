@@ -1,0 +1,1 @@
+"""Built-in behaviour, registered exactly like third-party plugins."""

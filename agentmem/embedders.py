@@ -1,0 +1,114 @@
+"""Text embedders: one abstract method (``embed_batch``) and conveniences on top."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class Embedder(ABC):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension ``dim``."""
+
+    name: str = "embedder"
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Vector dimension; memories record it and refuse a mismatch."""
+
+    @abstractmethod
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an array of shape (len(texts), dim), float32, each row of unit length."""
+
+    def embed(self, text: str) -> np.ndarray:
+        """Embed one text; shape (dim,)."""
+        return self.embed_batch([text])[0]
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """Row-normalise to unit length in float32 (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model loaded from a local directory (never from a hub)."""
+
+    def __init__(self, name: str, path: str, batch_size: int = 32) -> None:
+        self.name = name
+        self._path = path
+        self._batch_size = batch_size
+        self._model = None
+        self._dim: int | None = None
+
+    def _load(self):  # type: ignore[no-untyped-def]
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+
+            from agentmem.device import device
+
+            self._model = SentenceTransformer(self._path, device=str(device()))
+            get_dim = getattr(self._model, "get_embedding_dimension", None) or \
+                self._model.get_sentence_embedding_dimension
+            self._dim = int(get_dim())
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._load()
+        assert self._dim is not None
+        return self._dim
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = model.encode(list(texts), batch_size=self._batch_size, convert_to_numpy=True,
+                           normalize_embeddings=True, show_progress_bar=False)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEmbedder(Embedder):
+    """Feature hashing of words and character trigrams: no model, deterministic, fast.
+
+    Useful where no neural model can run and for tests of storage; semantic quality is lexical only.
+    """
+
+    name = "hash"
+
+    def __init__(self, dim: int = 256) -> None:
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _features(self, text: str) -> list[str]:
+        words = [w.lower() for w in _TOKEN.findall(text)]
+        grams = [f"#{w[i:i + 3]}" for w in words for i in range(max(1, len(w) - 2))]
+        return words + grams
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feat in self._features(text):
+                h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+                out[row, h % self._dim] += 1.0 if (h >> 63) & 1 else -1.0
+        return normalize(out)

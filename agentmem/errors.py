@@ -1,0 +1,58 @@
+"""Typed errors. Every message says what to do next; only the CLI turns these into exit codes."""
+
+from __future__ import annotations
+
+
+class AgentMemError(Exception):
+    """Base class of every error agentmem raises on purpose."""
+
+
+class InvalidInputError(AgentMemError, ValueError):
+    """An argument is malformed (empty text, bad metadata, bad k, ...). Nothing was stored."""
+
+
+class ScopeError(InvalidInputError):
+    """A scope has unknown keys or non-string values."""
+
+
+class DimensionError(InvalidInputError):
+    """A vector's dimension (or finiteness) does not match the memory's embedder."""
+
+
+class NotFoundError(AgentMemError, KeyError):
+    """An item, weight version, model, task or plugin does not exist."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else ""
+
+
+class MemoryPathError(AgentMemError):
+    """The memory directory cannot be used (it is a file, unreadable, ...)."""
+
+
+class MemoryLockedError(AgentMemError):
+    """Another process holds the write lock of this memory directory."""
+
+
+class MemoryClosedError(AgentMemError):
+    """The memory was closed; open it again with agentmem.Memory(path)."""
+
+
+class ReadOnlyError(AgentMemError):
+    """A write was attempted on a memory opened with read_only=True."""
+
+
+class SchemaError(AgentMemError):
+    """The journal was written by a newer agentmem, or its schema is damaged."""
+
+
+class EmbedderMismatchError(AgentMemError):
+    """The memory was built with another embedder (name or dimension) than the one requested."""
+
+
+class CorruptionError(AgentMemError):
+    """A stored file failed its integrity check (e.g. a weights file whose sha256 differs)."""
+
+
+class PluginError(AgentMemError):
+    """A plugin failed to load or two plugins registered the same name."""

@@ -1,0 +1,222 @@
+"""The knowledge graph: facts journaled in SQLite, served from a NetworkX MultiDiGraph cache.
+
+The in-memory graph is rebuilt from the ``facts`` table on open, so it can never be stale or
+half-written. Edges carry the fact id, the linked item and the scope; every query filters by scope.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from agentmem.errors import InvalidInputError
+from agentmem.types import SCOPE_KEYS, Fact
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from agentmem.ltm.journal import Journal
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_NAME = 512
+
+
+def _check_name(kind: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"fact {kind} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_NAME:
+        raise InvalidInputError(f"fact {kind} is longer than {MAX_NAME} characters; shorten it")
+    return value.strip()
+
+
+def _in_scope(edge_scope: dict[str, str], scope: dict[str, str]) -> bool:
+    return all(edge_scope.get(k) == v for k, v in scope.items())
+
+
+class KnowledgeGraph:
+    """Entities and relations, linked to the items they were learned from."""
+
+    def __init__(self, journal: Journal, writable: bool = True) -> None:
+        import networkx as nx
+
+        self._journal = journal
+        self._writable = writable
+        self.g: nx.MultiDiGraph = nx.MultiDiGraph()
+        self._by_lower: dict[str, set[str]] = {}
+        self._max_words = 1
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Reload the graph from the journal."""
+        self.g.clear()
+        self._by_lower.clear()
+        with self._journal.lock:
+            rows = self._journal.conn.execute(
+                "SELECT id, subject, relation, object, item_id, user, agent, session FROM facts").fetchall()
+        for row in rows:
+            self._add_edge(row[0], row[1], row[2], row[3], row[4],
+                           {k: v for k, v in zip(SCOPE_KEYS, row[5:8], strict=True) if v is not None})
+
+    def _add_edge(self, fid: int, s: str, r: str, o: str, item: int | None, scope: dict[str, str]) -> None:
+        self.g.add_edge(s, o, key=fid, relation=r, item=item, scope=scope)
+        for name in (s, o):
+            self._by_lower.setdefault(name.lower(), set()).add(name)
+            self._max_words = max(self._max_words, min(6, len(_WORD.findall(name))))
+
+    def add_fact(self, subject: str, relation: str, object: str, item: int | None = None,
+                 scope: dict[str, str] | None = None) -> Fact:
+        """Journal a fact and add it to the graph. ``item`` links it to a remembered item (its scope
+        is then the item's scope)."""
+        s, r, o = _check_name("subject", subject), _check_name("relation", relation), \
+            _check_name("object", object)
+        scope = dict(scope or {})
+        with self._journal.tx() as c:
+            if item is not None:
+                row = c.execute("SELECT user, agent, session FROM items WHERE id = ?", (item,)).fetchone()
+                if row is None:
+                    raise InvalidInputError(f"item {item} does not exist; remember it first or pass item=None")
+                scope = {k: v for k, v in zip(SCOPE_KEYS, row, strict=True) if v is not None}
+            cur = c.execute(
+                "INSERT INTO facts (subject, relation, object, item_id, user, agent, session, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (s, r, o, item, scope.get("user"), scope.get("agent"), scope.get("session"), time.time()))
+            fid = cur.lastrowid
+        assert fid is not None
+        self._add_edge(fid, s, r, o, item, scope)
+        return Fact(s, r, o, item)
+
+    def add_facts(self, facts: Iterable[Fact], scope: dict[str, str]) -> int:
+        """Add many facts for items of one scope in one transaction; returns how many."""
+        rows = []
+        with self._journal.tx() as c:
+            for f in facts:
+                s, r, o = _check_name("subject", f.subject), _check_name("relation", f.relation), \
+                    _check_name("object", f.object)
+                cur = c.execute(
+                    "INSERT INTO facts (subject, relation, object, item_id, user, agent, session, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (s, r, o, f.item, scope.get("user"), scope.get("agent"), scope.get("session"),
+                     time.time()))
+                rows.append((cur.lastrowid, s, r, o, f.item))
+        for fid, s, r, o, item in rows:
+            self._add_edge(fid, s, r, o, item, scope)
+        return len(rows)
+
+    def add_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Add already-journaled fact rows (id, subject, relation, object, item_id, scope) to the cache."""
+        for fid, s, r, o, item, scope in rows:
+            self._add_edge(fid, s, r, o, item, scope)
+
+    def _edges(self, scope: dict[str, str]) -> Iterable[tuple[str, str, int, dict[str, Any]]]:
+        for s, o, key, data in self.g.edges(keys=True, data=True):
+            if _in_scope(data["scope"], scope):
+                yield s, o, key, data
+
+    def facts(self, entity: str | None = None, relation: str | None = None,
+              scope: dict[str, str] | None = None) -> list[Fact]:
+        """Facts whose subject or object is ``entity`` (all facts when None), optionally of one relation."""
+        scope = scope or {}
+        if entity is not None and entity not in self.g:
+            return []
+        if entity is None:
+            edges = self._edges(scope)
+        else:
+            out_e = self.g.out_edges(entity, keys=True, data=True)
+            in_e = self.g.in_edges(entity, keys=True, data=True)
+            edges = (e for e in [*out_e, *in_e] if _in_scope(e[3]["scope"], scope))
+        seen: set[int] = set()
+        result = []
+        for s, o, key, data in edges:
+            if key in seen or (relation is not None and data["relation"] != relation):
+                continue
+            seen.add(key)
+            result.append((key, Fact(s, data["relation"], o, data["item"])))
+        return [f for _, f in sorted(result, key=lambda x: x[0])]
+
+    def neighbours(self, entity: str, depth: int = 1, scope: dict[str, str] | None = None) -> list[str]:
+        """Entities within ``depth`` hops (either direction), nearest first."""
+        scope = scope or {}
+        if entity not in self.g:
+            return []
+        seen, frontier, order = {entity}, [entity], []
+        for _ in range(depth):
+            nxt = []
+            for node in frontier:
+                edges = [*self.g.out_edges(node, data=True), *self.g.in_edges(node, data=True)]
+                for s, o, data in edges:
+                    other = o if s == node else s
+                    if other not in seen and _in_scope(data["scope"], scope):
+                        seen.add(other)
+                        nxt.append(other)
+                        order.append(other)
+            frontier = nxt
+        return order
+
+    def path(self, source: str, target: str, scope: dict[str, str] | None = None) -> list[str]:
+        """Shortest path of entities between two entities (ignoring direction); [] when none."""
+        import networkx as nx
+
+        scope = scope or {}
+        if source not in self.g or target not in self.g:
+            return []
+        view = nx.subgraph_view(self.g, filter_edge=lambda s, o, k: _in_scope(self.g[s][o][k]["scope"], scope))
+        try:
+            return list(nx.shortest_path(view.to_undirected(as_view=True), source, target))
+        except nx.NetworkXNoPath:
+            return []
+
+    def find_entities(self, text: str) -> list[str]:
+        """Known entity names mentioned in ``text`` (case-insensitive, whole words)."""
+        words = [w.lower() for w in _WORD.findall(text)]
+        found: list[str] = []
+        for n in range(self._max_words, 0, -1):
+            for i in range(len(words) - n + 1):
+                names = self._by_lower.get(" ".join(words[i:i + n]))
+                if names:
+                    found.extend(sorted(names - set(found)))
+        return found
+
+    def items_for(self, entities: list[str], scope: dict[str, str], hops: int = 1) -> list[int]:
+        """Items linked to facts touching ``entities`` or their neighbours within ``hops``; nearer first."""
+        ranked: list[int] = []
+        seen: set[int] = set()
+        layers = [entities]
+        if hops > 1:
+            layers.append([n for e in entities for n in self.neighbours(e, hops - 1, scope)])
+        for layer in layers:
+            for entity in layer:
+                if entity not in self.g:
+                    continue
+                for s, o, data in [*self.g.out_edges(entity, data=True), *self.g.in_edges(entity, data=True)]:
+                    item = data["item"]
+                    if item is not None and item not in seen and _in_scope(data["scope"], scope):
+                        seen.add(item)
+                        ranked.append(item)
+        return ranked
+
+    def remove_items(self, ids: Iterable[int]) -> None:
+        """Drop edges linked to forgotten items (the journal rows are deleted by the caller)."""
+        gone = set(ids)
+        doomed = [(s, o, k) for s, o, k, d in self.g.edges(keys=True, data=True) if d["item"] in gone]
+        for s, o, k in doomed:
+            self.g.remove_edge(s, o, k)
+        for node in {x for e in doomed for x in e[:2]}:
+            if node not in self.g or self.g.degree(node) > 0:
+                continue
+            self.g.remove_node(node)
+            names = self._by_lower.get(node.lower())
+            if names:
+                names.discard(node)
+                if not names:
+                    del self._by_lower[node.lower()]
+
+    def relink(self, old: int, new: int) -> None:
+        """Point edges of a merged item at the item it was merged into."""
+        for _, _, _, d in self.g.edges(keys=True, data=True):
+            if d["item"] == old:
+                d["item"] = new
+
+    def stats(self) -> dict[str, int]:
+        return {"entities": self.g.number_of_nodes(), "facts": self.g.number_of_edges()}

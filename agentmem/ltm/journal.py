@@ -1,0 +1,362 @@
+"""The SQLite journal: the durable source of truth for items, facts and weight versions.
+
+WAL mode; every public write is one transaction, committed before the call returns. The FTS5 table
+``items_fts`` (external content) is kept in step inside the same transactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentmem.errors import InvalidInputError, SchemaError
+from agentmem.ltm.migrations import MIGRATIONS
+from agentmem.types import SCOPE_KEYS, Fact, Item
+
+_FILTER_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_WORD = re.compile(r"\w+", re.UNICODE)
+ITEM_COLUMNS = "id, text, metadata, user, agent, session, created_at, event_time, tier, count, importance"
+
+
+def scope_clause(scope: dict[str, str], prefix: str = "") -> tuple[str, list[Any]]:
+    """SQL ``AND``-terms restricting rows to ``scope`` (already validated)."""
+    terms = [f"{prefix}{key} = ?" for key in SCOPE_KEYS if key in scope]
+    return "".join(f" AND {t}" for t in terms), [scope[k] for k in SCOPE_KEYS if k in scope]
+
+
+def filter_clause(filters: dict[str, Any] | None, since: float | None, until: float | None,
+                  prefix: str = "") -> tuple[str, list[Any]]:
+    """SQL ``AND``-terms for metadata equality filters and an event-time window."""
+    sql, params = "", []
+    for key, value in (filters or {}).items():
+        if not isinstance(key, str) or not _FILTER_KEY.match(key):
+            raise InvalidInputError(f"filter key {key!r} must be letters, digits or '_' (at most 64)")
+        if value is None:
+            sql += f" AND json_extract({prefix}metadata, '$.{key}') IS NULL"
+            continue
+        if isinstance(value, bool):
+            value = int(value)
+        if not isinstance(value, str | int | float):
+            raise InvalidInputError(f"filter value for {key!r} must be a string, number, bool or None")
+        sql += f" AND json_extract({prefix}metadata, '$.{key}') = ?"
+        params.append(value)
+    if since is not None:
+        sql += f" AND COALESCE({prefix}event_time, {prefix}created_at) >= ?"
+        params.append(float(since))
+    if until is not None:
+        sql += f" AND COALESCE({prefix}event_time, {prefix}created_at) <= ?"
+        params.append(float(until))
+    return sql, params
+
+
+def content_hash(text: str) -> str:
+    """Identity of a text for exact-duplicate detection."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def fts_query(text: str, max_terms: int = 64) -> str | None:
+    """An FTS5 MATCH expression OR-ing the words of ``text`` (quoted: no operator injection)."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:max_terms]
+    if not words:
+        return None
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+class Journal:
+    """One SQLite database file. Thread-safe: a lock serialises use of the connection."""
+
+    def __init__(self, path: Path, *, read_only: bool = False, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.read_only = read_only
+        self.lock = threading.RLock()
+        uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
+        self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                                    timeout=10.0)
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        if not read_only:
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._migrate()
+        else:
+            self._check_version()
+
+    # --- schema -------------------------------------------------------------------------------
+
+    def _check_version(self) -> int:
+        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(MIGRATIONS):
+            raise SchemaError(
+                f"{self.path} has schema version {version}, newer than this agentmem understands "
+                f"({len(MIGRATIONS)}); upgrade agentmem-toolkit to open it")
+        return version
+
+    def _migrate(self) -> None:
+        version = self._check_version()
+        for number in range(version, len(MIGRATIONS)):
+            with self.tx():
+                for statement in _split_sql(MIGRATIONS[number]):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on error."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+    # --- meta ----------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # --- items ---------------------------------------------------------------------------------
+
+    def insert_items(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert rows (keys: text, metadata (JSON str), scope, created_at, event_time, content_hash,
+        embedding (float32 array)) in one transaction; return their new ids in order."""
+        ids: list[int] = []
+        with self.tx() as c:
+            for r in rows:
+                scope = r["scope"]
+                cur = c.execute(
+                    "INSERT INTO items (text, metadata, user, agent, session, created_at, event_time, "
+                    "content_hash, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r["text"], r["metadata"], scope.get("user"), scope.get("agent"), scope.get("session"),
+                     r["created_at"], r["event_time"], r["content_hash"],
+                     np.ascontiguousarray(r["embedding"], dtype=np.float32).tobytes()))
+                assert cur.lastrowid is not None
+                ids.append(cur.lastrowid)
+                c.execute("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, r["text"]))
+        return ids
+
+    def get_items(self, ids: Sequence[int]) -> dict[int, Item]:
+        out: dict[int, Item] = {}
+        with self.lock:
+            for chunk in _chunks(list(ids), 500):
+                marks = ",".join("?" * len(chunk))
+                for row in self.conn.execute(
+                        f"SELECT {ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk):
+                    out[row[0]] = _item(row)
+        return out
+
+    def iter_items(self, tier: str | None = None, batch: int = 10_000) -> Iterator[Item]:
+        where = "WHERE tier = ?" if tier else ""
+        params: tuple[Any, ...] = (tier,) if tier else ()
+        last = 0
+        while True:
+            with self.lock:
+                rows = self.conn.execute(
+                    f"SELECT {ITEM_COLUMNS} FROM items {where} {'AND' if where else 'WHERE'} id > ? "
+                    f"ORDER BY id LIMIT ?", (*params, last, batch)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _item(row)
+            last = rows[-1][0]
+
+    def vectors(self, ids: Sequence[int] | None = None, tier: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
+        """(ids int64 (n,), embeddings float32 (n, d), scopes) of the given items, or of a whole tier."""
+        rows: list[tuple[Any, ...]] = []
+        cols = "id, embedding, user, agent, session"
+        with self.lock:
+            if ids is None:
+                where, params = ("WHERE tier = ?", [tier]) if tier else ("", [])
+                rows = self.conn.execute(f"SELECT {cols} FROM items {where} ORDER BY id", params).fetchall()
+            else:
+                for chunk in _chunks(list(ids), 500):
+                    marks = ",".join("?" * len(chunk))
+                    rows += self.conn.execute(f"SELECT {cols} FROM items WHERE id IN ({marks})",
+                                              chunk).fetchall()
+        out_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        dim = len(rows[0][1]) // 4 if rows else 0
+        scopes = [{k: v for k, v in zip(SCOPE_KEYS, r[2:5], strict=True) if v is not None} for r in rows]
+        return out_ids, vecs.reshape(len(rows), dim) if rows else vecs.reshape(0, 0), scopes
+
+    def ids(self, tier: str | None = None) -> np.ndarray:
+        where, params = ("WHERE tier = ?", (tier,)) if tier else ("", ())
+        with self.lock:
+            rows = self.conn.execute(f"SELECT id FROM items {where} ORDER BY id", params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def filter_ids(self, scope: dict[str, str], filters: dict[str, Any] | None,
+                   since: float | None, until: float | None) -> np.ndarray:
+        """Ids of every item in ``scope`` that passes the metadata filters and time window."""
+        s_sql, s_params = scope_clause(scope)
+        f_sql, f_params = filter_clause(filters, since, until)
+        with self.lock:
+            rows = self.conn.execute(f"SELECT id FROM items WHERE 1 {s_sql}{f_sql}",
+                                     s_params + f_params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def lexical(self, query: str, k: int, scope: dict[str, str], filters: dict[str, Any] | None = None,
+                since: float | None = None, until: float | None = None) -> list[tuple[int, float]]:
+        """BM25 search over item text: [(id, score)] best first (score = -bm25, higher is better)."""
+        match = fts_query(query)
+        if match is None:
+            return []
+        s_sql, s_params = scope_clause(scope, "i.")
+        f_sql, f_params = filter_clause(filters, since, until, "i.")
+        sql = (f"SELECT i.id, bm25(items_fts) AS r FROM items_fts JOIN items i ON i.id = items_fts.rowid "
+               f"WHERE items_fts MATCH ? {s_sql}{f_sql} ORDER BY r LIMIT ?")
+        with self.lock:
+            rows = self.conn.execute(sql, [match, *s_params, *f_params, k]).fetchall()
+        return [(int(i), -float(r)) for i, r in rows]
+
+    def same_text_in_ltm(self, items: Sequence[Item]) -> dict[int, int]:
+        """For items whose exact text already exists in LTM in the same scope: item id -> that LTM id."""
+        wanted = {(content_hash(i.text), tuple(i.scope.get(k) for k in SCOPE_KEYS)): i.id for i in items}
+        hashes = list({h for h, _ in wanted})
+        out: dict[int, int] = {}
+        with self.lock:
+            for chunk in _chunks(hashes, 500):
+                marks = ",".join("?" * len(chunk))
+                for i, h, u, a, s in self.conn.execute(
+                        f"SELECT id, content_hash, user, agent, session FROM items "
+                        f"WHERE tier = 'ltm' AND content_hash IN ({marks}) ORDER BY id", chunk):
+                    src = wanted.get((h, (u, a, s)))
+                    if src is not None and src not in out:
+                        out[src] = i
+        return out
+
+    def apply_consolidation(self, importance: dict[int, float], merges: Sequence[tuple[Item, int, float]],
+                            facts: Sequence[tuple[Fact, dict[str, str]]]) -> list[tuple[Any, ...]]:
+        """Promote items to LTM with their importance, fold duplicates into their canonical item
+        (counted, metadata kept as provenance) and add facts, all in one transaction.
+        Returns the fact rows (id, subject, relation, object, item_id, scope)."""
+        now = time.time()
+        fact_rows = []
+        with self.tx() as c:
+            c.executemany("UPDATE items SET tier = 'ltm', importance = ? WHERE id = ?",
+                          [(v, i) for i, v in importance.items()])
+            for dup, canonical_id, similarity in merges:
+                c.execute("UPDATE items SET count = count + ? WHERE id = ?", (dup.count, canonical_id))
+                c.execute("INSERT OR REPLACE INTO merges (merged_id, canonical_id, similarity, metadata, "
+                          "created_at) VALUES (?, ?, ?, ?, ?)",
+                          (dup.id, canonical_id, similarity,
+                           json.dumps({"metadata": dup.metadata, "created_at": dup.created_at}), now))
+                c.execute("UPDATE facts SET item_id = ? WHERE item_id = ?", (canonical_id, dup.id))
+                self._delete_rows(c, [dup.id])
+            for fact, scope in facts:
+                cur = c.execute(
+                    "INSERT INTO facts (subject, relation, object, item_id, user, agent, session, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (fact.subject, fact.relation, fact.object, fact.item, scope.get("user"),
+                     scope.get("agent"), scope.get("session"), now))
+                fact_rows.append((cur.lastrowid, fact.subject, fact.relation, fact.object, fact.item, scope))
+        return fact_rows
+
+    def merged_into(self, canonical_id: int) -> list[int]:
+        with self.lock:
+            return [r[0] for r in self.conn.execute(
+                "SELECT merged_id FROM merges WHERE canonical_id = ?", (canonical_id,))]
+
+    def least_important(self, keep: int, half_life_days: float) -> list[int]:
+        """LTM ids beyond the ``keep`` most important (importance decayed by age)."""
+        now = time.time()
+        with self.lock:
+            total = self.conn.execute("SELECT COUNT(*) FROM items WHERE tier = 'ltm'").fetchone()[0]
+            if total <= keep:
+                return []
+            rows = self.conn.execute(
+                "SELECT id FROM items WHERE tier = 'ltm' ORDER BY "
+                "importance * pow(0.5, (? - COALESCE(event_time, created_at)) / 86400.0 / ?) + 0.1 * uses, id "
+                "LIMIT ?", (now, half_life_days, total - keep)).fetchall()
+        return [r[0] for r in rows]
+
+    def canonical(self, item_id: int) -> int | None:
+        """The id an item lives under now: itself, the item it was merged into, or None if gone."""
+        with self.lock:
+            if self.conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone():
+                return item_id
+            row = self.conn.execute("SELECT canonical_id FROM merges WHERE merged_id = ?",
+                                    (item_id,)).fetchone()
+        return int(row[0]) if row else None
+
+    def delete_items(self, ids: Sequence[int], reason: str) -> None:
+        """Remove items everywhere in the journal (text, FTS, facts, merge records) and log why."""
+        with self.tx() as c:
+            self._delete_rows(c, ids)
+            c.execute("INSERT INTO log (at, action, detail) VALUES (?, 'forget', ?)",
+                      (time.time(), json.dumps({"ids": list(ids), "reason": reason})))
+
+    @staticmethod
+    def _delete_rows(c: sqlite3.Connection, ids: Sequence[int]) -> None:
+        for i in ids:
+            row = c.execute("SELECT text FROM items WHERE id = ?", (i,)).fetchone()
+            if row is None:
+                continue
+            c.execute("INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', ?, ?)", (i, row[0]))
+            c.execute("DELETE FROM facts WHERE item_id = ?", (i,))
+            c.execute("DELETE FROM merges WHERE canonical_id = ?", (i,))
+            c.execute("DELETE FROM items WHERE id = ?", (i,))
+
+    def add_uses(self, uses: dict[int, int]) -> None:
+        with self.tx() as c:
+            c.executemany("UPDATE items SET uses = uses + ? WHERE id = ?", [(n, i) for i, n in uses.items()])
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            tiers = dict(self.conn.execute("SELECT tier, COUNT(*) FROM items GROUP BY tier").fetchall())
+            facts = self.conn.execute("SELECT COUNT(*) FROM facts").fetchone()[0]
+            merges = self.conn.execute("SELECT COUNT(*) FROM merges").fetchone()[0]
+            weights = self.conn.execute("SELECT COUNT(*) FROM weights").fetchone()[0]
+        return {"items": sum(tiers.values()), "stm": tiers.get("stm", 0), "ltm": tiers.get("ltm", 0),
+                "facts": facts, "merged": merges, "weight_versions": weights}
+
+    def integrity(self) -> list[str]:
+        """Problems found by SQLite's own checks (empty when healthy)."""
+        with self.lock:
+            rows = self.conn.execute("PRAGMA integrity_check").fetchall()
+            problems = [r[0] for r in rows if r[0] != "ok"]
+            try:
+                self.conn.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+            except sqlite3.DatabaseError as exc:
+                problems.append(f"full-text index: {exc}")
+        return problems
+
+    def rebuild_fts(self) -> None:
+        with self.tx() as c:
+            c.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")
+
+
+def _item(row: tuple[Any, ...]) -> Item:
+    scope = {k: v for k, v in zip(SCOPE_KEYS, row[3:6], strict=True) if v is not None}
+    return Item(id=row[0], text=row[1], metadata=json.loads(row[2]), scope=scope, created_at=row[6],
+                event_time=row[7], tier=row[8], count=row[9], importance=row[10])
+
+
+def _chunks(seq: list[Any], n: int) -> Iterator[list[Any]]:
+    for start in range(0, len(seq), n):
+        yield seq[start:start + n]
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";\n") if s.strip() and not s.strip().startswith("--")]

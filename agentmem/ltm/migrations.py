@@ -1,0 +1,56 @@
+"""Numbered schema migrations of the journal. Append only; never edit a released step."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: items, lexical index, facts, weights, merges, policy log
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE items (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a forgotten id is never reused
+        text TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        user TEXT, agent TEXT, session TEXT,
+        created_at REAL NOT NULL,
+        event_time REAL,
+        tier TEXT NOT NULL DEFAULT 'stm' CHECK (tier IN ('stm', 'ltm')),
+        content_hash TEXT NOT NULL,
+        embedding BLOB NOT NULL,
+        count INTEGER NOT NULL DEFAULT 1,
+        importance REAL NOT NULL DEFAULT 0,
+        uses INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX items_scope ON items (user, agent, session);
+    CREATE INDEX items_tier ON items (tier);
+    CREATE INDEX items_hash ON items (content_hash);
+    CREATE VIRTUAL TABLE items_fts USING fts5 (
+        text, content='items', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE merges (
+        merged_id INTEGER PRIMARY KEY,
+        canonical_id INTEGER NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+        similarity REAL NOT NULL,
+        metadata TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX merges_canonical ON merges (canonical_id);
+    CREATE TABLE facts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        subject TEXT NOT NULL, relation TEXT NOT NULL, object TEXT NOT NULL,
+        item_id INTEGER REFERENCES items (id) ON DELETE CASCADE,
+        user TEXT, agent TEXT, session TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX facts_subject ON facts (subject);
+    CREATE INDEX facts_object ON facts (object);
+    CREATE INDEX facts_item ON facts (item_id);
+    CREATE TABLE weights (
+        name TEXT NOT NULL, version INTEGER NOT NULL,
+        file TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+        metadata TEXT NOT NULL, created_at REAL NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE weight_heads (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
+    CREATE TABLE log (id INTEGER PRIMARY KEY, at REAL NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+    """,
+]

@@ -1,0 +1,264 @@
+"""The vector memory: a rebuildable cache of long-term embeddings for fast similarity search.
+
+Vectors live in a growable float32 matrix (exact search with numpy, or torch on CUDA); past
+``ann_threshold`` rows a FAISS HNSW index is added for approximate search. Row numbers are the FAISS
+ids, so a boolean row mask (alive, in scope, passes filters) becomes a FAISS ``IDSelectorBitmap``.
+Forgotten rows are tombstoned and dropped at the next rebuild. The whole cache is saved as one
+``.npz`` file (no pickle), written to a temporary file and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentmem.types import SCOPE_KEYS
+
+FORMAT = 1
+
+
+class VectorIndex:
+    """Exact + approximate inner-product search over unit vectors, with scope-aware row masks."""
+
+    def __init__(self, dim: int, *, ann_threshold: int = 50_000, hnsw_m: int = 32,
+                 ef_construction: int = 64, ef_search: int = 64, exact_subset_limit: int = 20_000) -> None:
+        self.dim = dim
+        self.ann_threshold = ann_threshold
+        self.hnsw_m = hnsw_m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.exact_subset_limit = exact_subset_limit
+        self.n = 0
+        self._vecs = np.zeros((0, dim), dtype=np.float32)
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._alive = np.zeros(0, dtype=bool)
+        self._codes = np.zeros((0, len(SCOPE_KEYS)), dtype=np.int32)  # 0 = key absent
+        self._interned: list[dict[str, int]] = [{} for _ in SCOPE_KEYS]
+        self._row: dict[int, int] = {}
+        self._ann: Any = None  # faiss.IndexHNSWFlat over rows [0, n)
+        self._gpu: Any = None  # torch copy of the vectors on CUDA, when present
+        self.dead = 0
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.n - self.dead
+
+    def __contains__(self, item_id: int) -> bool:
+        return item_id in self._row
+
+    def ids(self) -> np.ndarray:
+        """Ids of live rows."""
+        return self._ids[: self.n][self._alive[: self.n]]
+
+    def _grow(self, extra: int) -> None:
+        need = self.n + extra
+        if need <= len(self._ids):
+            return
+        cap = max(need, 2 * len(self._ids), 1024)
+        for name, fill in (("_vecs", 0.0), ("_ids", 0), ("_alive", False), ("_codes", 0)):
+            old = getattr(self, name)
+            new = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+
+    def _code(self, key_index: int, value: str | None, create: bool) -> int:
+        if value is None:
+            return 0
+        table = self._interned[key_index]
+        if value not in table:
+            if not create:
+                return -1  # a value never stored: matches nothing
+            table[value] = len(table) + 1
+        return table[value]
+
+    def add(self, ids: np.ndarray, vecs: np.ndarray, scopes: list[dict[str, str]]) -> None:
+        """Add rows; ``vecs`` has shape (len(ids), dim) and unit-length rows."""
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(ids), self.dim)
+        self._grow(len(ids))
+        start, end = self.n, self.n + len(ids)
+        self._vecs[start:end] = vecs
+        self._ids[start:end] = ids
+        self._alive[start:end] = True
+        for j, scope in enumerate(scopes):
+            self._codes[start + j] = [self._code(i, scope.get(k), True) for i, k in enumerate(SCOPE_KEYS)]
+        for j, item_id in enumerate(ids):
+            self._row[int(item_id)] = start + j
+        self.n = end
+        self._gpu = None
+        if self._ann is not None:
+            self._ann.add(vecs)
+        elif self.n >= self.ann_threshold:
+            self._build_ann()
+
+    def remove(self, ids: list[int]) -> None:
+        for item_id in ids:
+            row = self._row.pop(int(item_id), None)
+            if row is not None and self._alive[row]:
+                self._alive[row] = False
+                self.dead += 1
+        if self.dead > 1024 and self.dead > 0.2 * self.n:
+            self.compact()
+
+    def compact(self) -> None:
+        """Drop tombstoned rows and rebuild the approximate index."""
+        keep = self._alive[: self.n]
+        ids, vecs, codes = self._ids[: self.n][keep], self._vecs[: self.n][keep], self._codes[: self.n][keep]
+        self.n, self.dead, self._ann, self._gpu = 0, 0, None, None
+        self._vecs, self._ids = np.zeros((0, self.dim), np.float32), np.zeros(0, np.int64)
+        self._alive, self._codes = np.zeros(0, bool), np.zeros((0, len(SCOPE_KEYS)), np.int32)
+        self._row = {}
+        self._grow(len(ids))
+        self._vecs[: len(ids)], self._ids[: len(ids)], self._codes[: len(ids)] = vecs, ids, codes
+        self._alive[: len(ids)] = True
+        self._row = {int(i): r for r, i in enumerate(ids)}
+        self.n = len(ids)
+        if self.n >= self.ann_threshold:
+            self._build_ann()
+
+    def _build_ann(self) -> None:
+        import faiss
+
+        index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self.ef_construction
+        index.add(self._vecs[: self.n])
+        self._ann = index
+
+    # --- search --------------------------------------------------------------------------------
+
+    def mask(self, scope: dict[str, str], allowed: np.ndarray | None = None) -> np.ndarray | None:
+        """Boolean mask over rows [0, n) of live rows in ``scope`` (and in ``allowed`` ids, if given);
+        None when every live row qualifies and nothing is dead (no mask needed)."""
+        if not scope and allowed is None and self.dead == 0:
+            return None
+        m = self._alive[: self.n].copy()
+        for i, key in enumerate(SCOPE_KEYS):
+            if key in scope:
+                m &= self._codes[: self.n, i] == self._code(i, scope[key], False)
+        if allowed is not None:
+            m &= np.isin(self._ids[: self.n], allowed)
+        return m
+
+    def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top-``k`` (id, cosine) among rows selected by ``mask`` (all live rows when None)."""
+        if self.n == 0 or k <= 0:
+            return []
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
+        rows = None if mask is None else np.flatnonzero(mask)
+        if rows is not None and len(rows) == 0:
+            return []
+        if self._ann is not None and (rows is None or len(rows) > self.exact_subset_limit):
+            return self._search_ann(q, k, mask, rows)
+        if rows is not None and len(rows) < self.n // 4:
+            scores = self._vecs[rows] @ q
+            return self._top(rows, scores, k)
+        scores = self._scores_all(q)
+        if rows is not None:
+            return self._top(rows, scores[rows], k)
+        return self._top(np.arange(self.n), scores, k)
+
+    def search_batch(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
+                     ) -> list[list[tuple[int, float]]]:
+        """``search`` for many queries (n, dim) at once: one matrix product or one FAISS call."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        if self.n == 0 or k <= 0 or len(queries) == 0:
+            return [[] for _ in range(len(queries))]
+        rows = np.arange(self.n) if mask is None else np.flatnonzero(mask)
+        if len(rows) == 0:
+            return [[] for _ in range(len(queries))]
+        if self._ann is not None and len(rows) > self.exact_subset_limit:
+            return [self._search_ann(q, k, mask, None if mask is None else rows) for q in queries]
+        sub = self._vecs[rows] if len(rows) < self.n else self._vecs[: self.n]
+        scores = queries @ sub.T  # (n_queries, len(rows))
+        return [self._top(rows, s, k) for s in scores]
+
+    def _scores_all(self, q: np.ndarray) -> np.ndarray:
+        from agentmem.device import has_cuda
+
+        if self.n > 4096 and has_cuda():
+            import torch
+
+            if self._gpu is None:
+                self._gpu = torch.from_numpy(self._vecs[: self.n]).to("cuda")
+            return (self._gpu @ torch.from_numpy(q).to("cuda")).cpu().numpy()
+        return self._vecs[: self.n] @ q
+
+    def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if len(scores) > k:
+            part = np.argpartition(-scores, k - 1)[:k]
+        else:
+            part = np.arange(len(scores))
+        order = part[np.argsort(-scores[part], kind="stable")]
+        return [(int(self._ids[rows[j]]), float(scores[j])) for j in order]
+
+    def _search_ann(self, q: np.ndarray, k: int, mask: np.ndarray | None,
+                    rows: np.ndarray | None) -> list[tuple[int, float]]:
+        import faiss
+
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(self.ef_search, k)
+        if mask is not None and rows is not None:
+            bitmap = np.packbits(mask, bitorder="little")
+            params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+            # a selective filter needs a wider beam to keep recall
+            params.efSearch = int(min(1024, params.efSearch * max(1.0, self.n / max(len(rows), 1)) ** 0.5))
+        scores, labels = self._ann.search(q.reshape(1, -1), k, params=params)
+        return [(int(self._ids[r]), float(s)) for r, s in zip(labels[0], scores[0], strict=True) if r >= 0]
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write the cache atomically (temp file, fsync, rename)."""
+        import faiss
+
+        tmp = path.with_name(path.name + ".tmp")
+        meta = {"format": FORMAT, "dim": self.dim, "n": self.n, "dead": self.dead,
+                "interned": self._interned}
+        arrays: dict[str, np.ndarray] = {
+            "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+            "vecs": self._vecs[: self.n], "ids": self._ids[: self.n],
+            "alive": self._alive[: self.n], "codes": self._codes[: self.n],
+        }
+        if self._ann is not None:
+            arrays["ann"] = faiss.serialize_index(self._ann)
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, dim: int, **options: Any) -> VectorIndex:
+        """Read a saved cache; raises ValueError (or OSError) if it is unreadable or for another dim."""
+        import faiss
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode())
+                if meta.get("format") != FORMAT or meta.get("dim") != dim:
+                    raise ValueError(f"format {meta.get('format')} / dim {meta.get('dim')} != {FORMAT} / {dim}")
+                index = cls(dim, **options)
+                n = int(meta["n"])
+                index._grow(n)
+                index._vecs[:n], index._ids[:n] = z["vecs"], z["ids"]
+                index._alive[:n], index._codes[:n] = z["alive"], z["codes"]
+                ann = z["ann"] if "ann" in z.files else None
+        except (zipfile.BadZipFile, KeyError, EOFError, json.JSONDecodeError) as exc:
+            raise ValueError(str(exc)) from exc
+        index.n, index.dead = n, int(meta["dead"])
+        if int((~index._alive[:n]).sum()) != index.dead:
+            raise ValueError("tombstone count does not match")
+        index._interned = [dict(t) for t in meta["interned"]]
+        index._row = {int(i): r for r, i in enumerate(index._ids[:n]) if index._alive[r]}
+        if ann is not None:
+            index._ann = faiss.deserialize_index(ann)
+            if index._ann.ntotal != n:
+                raise ValueError(f"approximate index holds {index._ann.ntotal} rows, expected {n}")
+        elif n >= index.ann_threshold:
+            index._build_ann()
+        return index

@@ -1,0 +1,181 @@
+"""Weight memory: versioned safetensors checkpoints with metadata and sha256.
+
+Files live at ``<memdir>/weights/<name>/v<version>.safetensors``; each is written to a temporary file,
+fsynced and renamed before its journal row commits, so a version listed in the journal always has a
+complete file. ``load`` verifies the sha256 and refuses a damaged file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentmem.errors import CorruptionError, InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from agentmem.ltm.journal import Journal
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class WeightVersion:
+    name: str
+    version: int
+    sha256: str
+    size: int
+    metadata: dict[str, Any]
+    created_at: float
+    current: bool
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise InvalidInputError(
+            f"weight name {name!r} must start with a letter or digit and use only letters, digits, "
+            "'_', '-' and '.' (at most 128 characters, no '..')")
+    return name
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_torch(state: dict[str, Any]) -> bool:
+    return any(type(v).__module__.startswith("torch") for v in state.values())
+
+
+class WeightStore:
+    """save / load / versions / rollback of named state dicts."""
+
+    def __init__(self, journal: Journal, root: Path) -> None:
+        self._journal = journal
+        self._root = root
+
+    def save(self, name: str, state: dict[str, Any], metadata: dict[str, Any] | None = None) -> int:
+        """Store a state dict (torch tensors or numpy arrays) as the next version; return its number."""
+        name = _check_name(name)
+        if not isinstance(state, dict) or not state:
+            raise InvalidInputError("state must be a non-empty dict of tensors, e.g. model.state_dict()")
+        try:
+            meta_json = json.dumps(metadata or {}, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"weight metadata must be JSON-serialisable: {exc}") from exc
+        folder = self._root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._journal.tx() as c:
+            row = c.execute("SELECT MAX(version) FROM weights WHERE name = ?", (name,)).fetchone()
+            version = (row[0] or 0) + 1
+            path = folder / f"v{version}.safetensors"
+            tmp = folder / f".v{version}.safetensors.tmp"
+            self._write(tmp, state)
+            os.replace(tmp, path)
+            _fsync_dir(folder)
+            c.execute("INSERT INTO weights (name, version, file, sha256, size, metadata, created_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (name, version, str(path.relative_to(self._root)), _sha256(path), path.stat().st_size,
+                       meta_json, time.time()))
+            c.execute("INSERT OR REPLACE INTO weight_heads (name, version) VALUES (?, ?)", (name, version))
+        return version
+
+    @staticmethod
+    def _write(path: Path, state: dict[str, Any]) -> None:
+        if _is_torch(state):
+            from safetensors.torch import save_file as save_torch
+
+            save_torch({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(path))
+        else:
+            import numpy as np
+            from safetensors.numpy import save_file as save_numpy
+
+            save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path))
+        with open(path, "rb+") as fh:
+            os.fsync(fh.fileno())
+
+    def _row(self, name: str, version: int | None) -> tuple[Any, ...]:
+        name = _check_name(name)
+        with self._journal.lock:
+            if version is None:
+                head = self._journal.conn.execute(
+                    "SELECT version FROM weight_heads WHERE name = ?", (name,)).fetchone()
+                if head is None:
+                    raise NotFoundError(f"no weights named {name!r}; save some with memory.weights.save()")
+                version = head[0]
+            row = self._journal.conn.execute(
+                "SELECT file, sha256, version FROM weights WHERE name = ? AND version = ?",
+                (name, version)).fetchone()
+        if row is None:
+            raise NotFoundError(f"weights {name!r} have no version {version}; see versions({name!r})")
+        return tuple(row)
+
+    def load(self, name: str, version: int | None = None, framework: str = "pt") -> dict[str, Any]:
+        """Return the state dict of ``version`` (the current one by default) as torch tensors
+        (``framework="pt"``) or numpy arrays (``"np"``), after checking its sha256."""
+        file, sha, version = self._row(name, version)
+        path = self._root / file
+        if not path.exists():
+            raise CorruptionError(f"weights file {path} for {name!r} v{version} is missing; "
+                                  "restore it from backup or roll back to another version")
+        if _sha256(path) != sha:
+            raise CorruptionError(f"weights file {path} for {name!r} v{version} fails its sha256 check; "
+                                  "it was damaged after saving: roll back to another version")
+        if framework == "np":
+            from safetensors.numpy import load_file as load_numpy
+
+            return dict(load_numpy(str(path)))
+        from safetensors.torch import load_file as load_torch
+
+        return dict(load_torch(str(path)))
+
+    def versions(self, name: str) -> list[WeightVersion]:
+        """Every stored version of ``name``, oldest first."""
+        name = _check_name(name)
+        with self._journal.lock:
+            head = self._journal.conn.execute(
+                "SELECT version FROM weight_heads WHERE name = ?", (name,)).fetchone()
+            rows = self._journal.conn.execute(
+                "SELECT version, sha256, size, metadata, created_at FROM weights WHERE name = ? "
+                "ORDER BY version", (name,)).fetchall()
+        return [WeightVersion(name, v, sha, size, json.loads(m), t, head is not None and head[0] == v)
+                for v, sha, size, m, t in rows]
+
+    def names(self) -> list[str]:
+        with self._journal.lock:
+            return [r[0] for r in self._journal.conn.execute("SELECT name FROM weight_heads ORDER BY name")]
+
+    def rollback(self, name: str, version: int) -> None:
+        """Make ``version`` the current one (``load(name)`` returns it; later versions are kept)."""
+        self._row(name, version)
+        with self._journal.tx() as c:
+            c.execute("UPDATE weight_heads SET version = ? WHERE name = ?", (version, name))
+
+    def verify(self) -> list[str]:
+        """Problems with stored weight files (missing or sha256 mismatch)."""
+        problems = []
+        with self._journal.lock:
+            rows = self._journal.conn.execute("SELECT name, version, file, sha256 FROM weights").fetchall()
+        for name, version, file, sha in rows:
+            path = self._root / file
+            if not path.exists():
+                problems.append(f"weights {name} v{version}: file {file} is missing")
+            elif _sha256(path) != sha:
+                problems.append(f"weights {name} v{version}: sha256 mismatch in {file}")
+        return problems
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

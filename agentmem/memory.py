@@ -1,0 +1,400 @@
+"""``Memory``: the public face of agentmem. It owns the journal, STM, vector cache, graph and weights,
+and keeps them in step. Every write commits to the journal before it returns."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentmem import validate
+from agentmem.config import Config, default_home
+from agentmem.consolidation import ConsolidationReport, consolidate
+from agentmem.errors import (
+    EmbedderMismatchError,
+    MemoryClosedError,
+    MemoryPathError,
+    NotFoundError,
+    ReadOnlyError,
+)
+from agentmem.ltm.graph import KnowledgeGraph
+from agentmem.ltm.journal import Journal, content_hash
+from agentmem.ltm.lock import WriterLock
+from agentmem.ltm.vector import VectorIndex
+from agentmem.ltm.weights import WeightStore
+from agentmem.plugins import get, get_embedder, hook
+from agentmem.retrieval import Ranked, item_matcher, rrf
+from agentmem.stm import ShortTermMemory
+from agentmem.types import Fact, Hit, Item
+
+log = logging.getLogger("agentmem")
+JOURNAL_FILE = "journal.sqlite3"
+VECTOR_FILE = "vectors.npz"
+
+
+class Memory:
+    """A memory directory: ``Memory(path)`` opens (or creates) it for writing, one process at a time.
+
+    ``read_only=True`` opens it beside a writer (no lock; sees items committed before opening for vector
+    search, and all committed items for lexical search). Options override :class:`agentmem.Config`.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, config: Config | None = None,
+                 read_only: bool = False, **options: Any) -> None:
+        self.config = (config or Config()).updated(**options)
+        self.path = Path(path) if path is not None else default_home()
+        self.read_only = read_only
+        self.notices: list[str] = []  # what opening found and repaired, for humans
+        self._lock = threading.RLock()
+        self._closed = False
+        self._uses: dict[int, int] = {}
+        self._unsaved = 0
+        self._writer: WriterLock | None = None
+        self._open_dir()
+        try:
+            self._open_stores()
+        except BaseException:
+            self._release()
+            raise
+
+    # --- opening and closing ---------------------------------------------------------------------
+
+    def _open_dir(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise MemoryPathError(f"{self.path} is a file, not a memory directory; pass a directory path")
+        if self.read_only:
+            if not (self.path / JOURNAL_FILE).exists():
+                raise MemoryPathError(f"{self.path} holds no memory to open read-only; create it first")
+            return
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MemoryPathError(f"cannot create memory directory {self.path}: {exc}") from exc
+        self._writer = WriterLock(self.path / "LOCK")
+        self._writer.acquire(self.config.lock_timeout)
+
+    def _open_stores(self) -> None:
+        journal_cls = get("stores", "sqlite").obj
+        self.journal: Journal = journal_cls(self.path / JOURNAL_FILE, read_only=self.read_only,
+                                            synchronous="FULL" if self.config.durability == "full" else "NORMAL")
+        self.embedder_name, self.dim = self._resolve_embedder()
+        self.stm = ShortTermMemory(self.dim, self.config.stm_items, self.config.stm_bytes)
+        self.vector = self._open_vectors()
+        self.graph: KnowledgeGraph = get("stores", "networkx").obj(self.journal, writable=not self.read_only)
+        self.weights = WeightStore(self.journal, self.path / "weights")
+        self._load_stm()
+
+    def _resolve_embedder(self) -> tuple[str, int]:
+        stored, stored_dim = self.journal.get_meta("embedder"), self.journal.get_meta("dim")
+        wanted = self.config.embedder or stored or "minilm"
+        if stored is not None and wanted != stored:
+            raise EmbedderMismatchError(
+                f"{self.path} was built with embedder {stored!r} ({stored_dim} dims), not {wanted!r}; open it "
+                f"with embedder={stored!r} or use a new directory for {wanted!r}")
+        if stored_dim is not None:
+            return wanted, int(stored_dim)
+        get("embedders", wanted)  # fail fast on an unknown name
+        dim = int(get_embedder(wanted).dim)
+        if not self.read_only:
+            self.journal.set_meta("embedder", wanted)
+            self.journal.set_meta("dim", str(dim))
+        return wanted, dim
+
+    @property
+    def embedder(self) -> Any:
+        return get_embedder(self.embedder_name)
+
+    def _vector_options(self) -> dict[str, Any]:
+        return {"ann_threshold": self.config.ann_threshold, "ef_search": self.config.ef_search}
+
+    def _open_vectors(self) -> VectorIndex:
+        """Load the vector cache and bring it in step with the journal, rebuilding it if unusable."""
+        cls = get("stores", "faiss").obj
+        file = self.path / VECTOR_FILE
+        index = None
+        if file.exists():
+            try:
+                index = cls.load(file, self.dim, **self._vector_options())
+            except (ValueError, OSError, RuntimeError) as exc:
+                self._notice(f"vector cache {file.name} is unreadable ({exc}); rebuilding it from the journal")
+        elif self.journal.counts()["ltm"]:
+            self._notice(f"vector cache {file.name} is missing; rebuilding it from the journal")
+        if index is None:
+            index = cls(self.dim, **self._vector_options())
+        journal_ids = self.journal.ids(tier="ltm")
+        cached = index.ids()
+        stale = np.setdiff1d(cached, journal_ids, assume_unique=True)
+        missing = np.setdiff1d(journal_ids, cached, assume_unique=True)
+        if len(stale):
+            index.remove(stale.tolist())
+        if len(missing):
+            ids, vecs, scopes = self.journal.vectors(missing.tolist())
+            index.add(ids, vecs, scopes)
+        if (len(stale) or len(missing)) and file.exists():
+            self._notice(f"vector cache was behind the journal: added {len(missing)}, dropped {len(stale)}")
+        self._unsaved = len(stale) + len(missing)
+        return index
+
+    def _load_stm(self) -> None:
+        items = list(self.journal.iter_items(tier="stm"))
+        if items:
+            ids, vecs, _ = self.journal.vectors([i.id for i in items])
+            order = {int(i): r for r, i in enumerate(ids)}
+            self.stm.add(items, vecs[[order[i.id] for i in items]])
+
+    def _notice(self, message: str) -> None:
+        log.warning("%s: %s", self.path, message)
+        self.notices.append(message)
+
+    def close(self) -> None:
+        """Flush caches and release the write lock. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if not self.read_only:
+                    self._flush_uses()
+                    if self._unsaved:
+                        self.save_index()
+                self.journal.close()
+            finally:
+                self._closed = True
+                self._release()
+
+    def _release(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Memory({str(self.path)!r}, embedder={self.embedder_name!r})"
+
+    def _check_open(self, write: bool = False) -> None:
+        if self._closed:
+            raise MemoryClosedError(f"memory {self.path} is closed; open it again with agentmem.Memory(path)")
+        if write and self.read_only:
+            raise ReadOnlyError(f"memory {self.path} was opened read_only=True; open it without to write")
+
+    def save_index(self) -> None:
+        """Write the vector cache to disk now (it is also written on close)."""
+        self.vector.save(self.path / VECTOR_FILE)
+        self._unsaved = 0
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def remember(self, text: str, metadata: dict[str, Any] | None = None, scope: dict[str, str] | None = None,
+                 *, time: Any = None, embedding: Any = None, activations: dict[str, Any] | None = None) -> int:
+        """Store one text; return its id once it is durable. ``time`` is when the remembered event
+        happened (number, datetime or ISO string); ``embedding`` skips the embedder (shape (dim,))."""
+        return self.remember_many([text], [metadata] if metadata is not None else None, scope,
+                                  times=[time], embeddings=None if embedding is None else [embedding],
+                                  activations=[activations] if activations else None, progress=False)[0]
+
+    def remember_many(self, texts: Sequence[str], metadatas: Sequence[dict[str, Any] | None] | None = None,
+                      scope: dict[str, str] | None = None, *, times: Sequence[Any] | None = None,
+                      embeddings: Any = None, activations: Sequence[dict[str, Any] | None] | None = None,
+                      batch_size: int = 512, progress: bool | None = None) -> list[int]:
+        """Store many texts in one scope, embedding in batches; ids in input order. Everything is
+        validated before anything is stored. A progress bar shows for large inputs (or ``progress=True``)."""
+        self._check_open(write=True)
+        texts = [validate.text(t) for t in texts]
+        n = len(texts)
+        metas = [validate.metadata(m) for m in (metadatas if metadatas is not None else [None] * n)]
+        stamps = [validate.when(t) for t in (times if times is not None else [None] * n)]
+        if len(metas) != n or len(stamps) != n or (activations is not None and len(activations) != n):
+            raise validate.InvalidInputError("texts, metadatas, times and activations must have equal lengths")
+        scope_ = validate.scope(scope)
+        vecs = None if embeddings is None else validate.vectors(embeddings, n, self.dim)
+        bar = _progress(n, progress, "remember")
+        ids: list[int] = []
+        for start in range(0, n, batch_size):
+            end = min(n, start + batch_size)
+            batch_vecs = vecs[start:end] if vecs is not None else self._embed(texts[start:end])
+            now = time.time()
+            rows = [{"text": texts[j], "metadata": metas[j][1], "scope": scope_, "created_at": now,
+                     "event_time": stamps[j], "content_hash": content_hash(texts[j]),
+                     "embedding": batch_vecs[j - start]} for j in range(start, end)]
+            with self._lock:
+                self._check_open(write=True)
+                new_ids = self.journal.insert_items(rows)
+                items = [Item(i, texts[j], metas[j][0], dict(scope_), now, stamps[j])
+                         for i, j in zip(new_ids, range(start, end), strict=True)]
+                self.stm.add(items, batch_vecs, list(activations[start:end]) if activations else None)
+                if self.stm.full:
+                    self._consolidate()
+            ids.extend(new_ids)
+            if bar is not None:
+                bar.update(end - start)
+        if bar is not None:
+            bar.close()
+        return ids
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        vecs = np.asarray(self.embedder.embed_batch(list(texts)), dtype=np.float32)
+        if vecs.shape != (len(texts), self.dim):
+            raise EmbedderMismatchError(f"embedder {self.embedder_name!r} returned shape {vecs.shape}, "
+                                        f"expected ({len(texts)}, {self.dim})")
+        return vecs
+
+    def consolidate(self) -> ConsolidationReport:
+        """Move everything in STM into long-term memory now (dedup, score, facts)."""
+        self._check_open(write=True)
+        with self._lock:
+            return self._consolidate()
+
+    def _consolidate(self) -> ConsolidationReport:
+        self._flush_uses()
+        return consolidate(self)
+
+    def _apply_consolidation(self, promote: list[Item], importance: dict[int, float],
+                             merges: list[tuple[Item, int, float]], facts: list[tuple[Fact, dict[str, str]]]
+                             ) -> None:
+        """Commit one consolidation to the journal, then update the caches (called by consolidate)."""
+        fact_rows = self.journal.apply_consolidation(importance, merges, facts)
+        if promote:
+            ids, vecs, scopes = self.journal.vectors([i.id for i in promote])
+            self.vector.add(ids, vecs, scopes)
+            self._unsaved += len(ids)
+        for dup, canonical, _ in merges:
+            self.graph.relink(dup.id, canonical)
+        self.graph.add_rows(fact_rows)
+        self.stm.remove([i.id for i in promote] + [d.id for d, _, _ in merges])
+        if self._unsaved >= 50_000:
+            self.save_index()
+
+    def _apply_forget_policy(self) -> list[int]:
+        limit = self.config.ltm_max_items
+        if limit is None:
+            return []
+        doomed = self.journal.least_important(limit, self.config.half_life_days)
+        if doomed:
+            self._forget_ids(doomed, reason=f"policy: ltm_max_items={limit}")
+        return doomed
+
+    def forget(self, item_id: int) -> list[int]:
+        """Remove an item everywhere (journal, lexical index, vectors, STM, graph links), durably.
+        Items merged into it (or it into) go too: forgetting a memory forgets its duplicates.
+        Returns every id removed."""
+        self._check_open(write=True)
+        with self._lock:
+            canonical = self.journal.canonical(int(item_id))
+            if canonical is None:
+                raise NotFoundError(f"no item {item_id} in {self.path} (already forgotten?)")
+            group = [canonical, *self.journal.merged_into(canonical)]
+            self._forget_ids(group, reason="forget")
+            return sorted(set(group) | {int(item_id)})
+
+    def _forget_ids(self, ids: list[int], reason: str) -> None:
+        self.journal.delete_items(ids, reason)
+        self.vector.remove(ids)
+        self._unsaved += len(ids)
+        self.stm.remove(ids)
+        self.graph.remove_items(ids)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def get(self, item_id: int) -> Item:
+        """The item stored under ``item_id`` (or the item it was merged into)."""
+        self._check_open()
+        canonical = self.journal.canonical(int(item_id))
+        item = None if canonical is None else self.journal.get_items([canonical]).get(canonical)
+        if item is None:
+            raise NotFoundError(f"no item {item_id} in {self.path}")
+        return item
+
+    def recall(self, query: str, k: int = 10, scope: dict[str, str] | None = None,
+               filters: dict[str, Any] | None = None, since: Any = None, until: Any = None, *,
+               embedding: Any = None) -> list[Hit]:
+        """The ``k`` items most relevant to ``query`` within ``scope``, fusing STM, vector, lexical and
+        graph evidence. ``filters`` are metadata equalities; ``since``/``until`` bound event time."""
+        self._check_open()
+        query = validate.text(query)
+        k = validate.k(k)
+        scope_ = validate.scope(scope)
+        t0, t1 = validate.when(since, "since"), validate.when(until, "until")
+        qvec = (validate.vectors(embedding, 1, self.dim) if embedding is not None else self._embed([query]))[0]
+        cfg = self.config
+        n = max(cfg.candidates, 2 * k)
+        with self._lock:
+            self._check_open()
+            restricted = bool(filters) or t0 is not None or t1 is not None
+            allowed = self.journal.filter_ids(scope_, filters, t0, t1) if restricted else None
+            keep = item_matcher(scope_, filters, t0, t1)
+            lists = [
+                Ranked("stm", [i for i, _ in self.stm.search(qvec, n, keep)], cfg.weight_stm),
+                Ranked("vector", [i for i, _ in self.vector.search(qvec, n, self.vector.mask(scope_, allowed))],
+                       cfg.weight_vector),
+                Ranked("lexical", [i for i, _ in self.journal.lexical(query, n, scope_, filters, t0, t1)],
+                       cfg.weight_lexical),
+            ]
+            lists += self._plugin_candidates(query, scope_, n, allowed)
+            fused = rrf(lists, cfg.rrf_k)[:k]
+            items = self.journal.get_items([i for i, _, _ in fused])
+            hits = []
+            for item_id, score, origin in fused:
+                item = items.get(item_id)
+                if item is None or not keep(item):  # plugin ids are re-checked: scope is a partition
+                    continue
+                source = "stm" if item_id in self.stm else (
+                    "ltm" if origin & {"vector", "lexical", "stm"} else "graph")
+                hits.append(Hit(item_id, item.text, score, item.metadata, source, item.scope, item.event_time))
+                self._uses[item_id] = self._uses.get(item_id, 0) + 1
+        return hits
+
+    def _plugin_candidates(self, query: str, scope: dict[str, str], n: int,
+                           allowed: np.ndarray | None) -> list[Ranked]:
+        lists = []
+        for impl in hook().recall_candidates.get_hookimpls():
+            ids = impl.function(memory=self, query=query, scope=dict(scope), k=n) or []
+            if allowed is not None:
+                allowed_set = set(allowed.tolist())
+                ids = [i for i in ids if i in allowed_set]
+            lists.append(Ranked(impl.plugin_name, list(ids)[:n], self.config.weight_graph))
+        return lists
+
+    def __iter__(self) -> Iterator[Item]:
+        """Every stored item, in id order."""
+        self._check_open()
+        return self.journal.iter_items()
+
+    def __len__(self) -> int:
+        self._check_open()
+        return self.journal.counts()["items"]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes of every store."""
+        self._check_open()
+        with self._lock:
+            counts = self.journal.counts()
+            disk = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+            return {
+                "path": str(self.path), "embedder": self.embedder_name, "dim": self.dim, **counts,
+                "stm_bytes": self.stm.nbytes, "stm_limit_items": self.config.stm_items,
+                "vectors": len(self.vector), "vector_index": "hnsw" if self.vector._ann is not None else "exact",
+                **{f"graph_{k}": v for k, v in self.graph.stats().items()},
+                "weights": self.weights.names(), "disk_bytes": disk, "read_only": self.read_only,
+            }
+
+    def _flush_uses(self) -> None:
+        if self._uses and not self.read_only:
+            uses, self._uses = self._uses, {}
+            self.journal.add_uses(uses)
+
+
+def _progress(total: int, progress: bool | None, desc: str) -> Any:
+    if progress is False or (progress is None and total < 2000):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item")

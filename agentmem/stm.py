@@ -1,0 +1,115 @@
+"""Short-term memory: a bounded working buffer of recent items, their embeddings and activations.
+
+Embeddings are one (capacity, dim) tensor on ``agentmem.device()``. The buffer never evicts on its
+own: ``full`` tells the owner to consolidate, and items leave only through ``remove`` (after they are
+in long-term memory, or forgotten).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agentmem.types import Item
+
+
+@dataclass
+class STMEntry:
+    item: Item
+    activations: dict[str, Any] = field(default_factory=dict)  # name -> tensor, on device
+    nbytes: int = 0
+
+
+def _tensor_bytes(t: Any) -> int:
+    return int(t.element_size() * t.nelement()) if hasattr(t, "element_size") else int(getattr(t, "nbytes", 0))
+
+
+class ShortTermMemory:
+    """Recent items, scanned exactly on recall. Not thread-safe: the owning Memory serialises access."""
+
+    def __init__(self, dim: int, max_items: int, max_bytes: int) -> None:
+        import torch
+
+        from agentmem.device import device
+
+        self.dim, self.max_items, self.max_bytes = dim, max_items, max_bytes
+        self.device = device()
+        self._emb = torch.zeros((0, dim), dtype=torch.float32, device=self.device)  # (n, dim)
+        self._entries: list[STMEntry] = []
+        self._pos: dict[int, int] = {}
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, item_id: int) -> bool:
+        return item_id in self._pos
+
+    @property
+    def full(self) -> bool:
+        return len(self._entries) >= self.max_items or self.nbytes >= self.max_bytes
+
+    def entries(self) -> list[STMEntry]:
+        return list(self._entries)
+
+    def get(self, item_id: int) -> STMEntry | None:
+        pos = self._pos.get(item_id)
+        return None if pos is None else self._entries[pos]
+
+    def add(self, items: list[Item], embeddings: np.ndarray,
+            activations: list[dict[str, Any] | None] | None = None) -> None:
+        """Append items with embeddings (len(items), dim); activations are kept as given (tensors)."""
+        import torch
+
+        new = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32)).to(self.device)
+        self._emb = torch.cat([self._emb, new.reshape(len(items), self.dim)])
+        for j, item in enumerate(items):
+            acts = (activations[j] if activations else None) or {}
+            acts = {k: v.detach().to(self.device) if hasattr(v, "detach") else v for k, v in acts.items()}
+            nbytes = len(item.text.encode()) + 4 * self.dim + sum(_tensor_bytes(v) for v in acts.values())
+            self._pos[item.id] = len(self._entries)
+            self._entries.append(STMEntry(item, acts, nbytes))
+            self.nbytes += nbytes
+
+    def attach(self, item_id: int, activations: dict[str, Any]) -> None:
+        """Attach activation tensors to an item still in STM (counted against ``max_bytes``)."""
+        entry = self.get(item_id)
+        if entry is None:
+            return
+        for k, v in activations.items():
+            t = v.detach().to(self.device) if hasattr(v, "detach") else v
+            old = entry.activations.get(k)
+            delta = _tensor_bytes(t) - (_tensor_bytes(old) if old is not None else 0)
+            entry.activations[k] = t
+            entry.nbytes += delta
+            self.nbytes += delta
+
+    def embeddings(self) -> np.ndarray:
+        return self._emb.detach().cpu().numpy()
+
+    def remove(self, ids: set[int] | list[int]) -> list[STMEntry]:
+        """Remove items; return their entries."""
+        gone = set(ids) & set(self._pos)
+        if not gone:
+            return []
+        keep = [j for j, e in enumerate(self._entries) if e.item.id not in gone]
+        removed = [e for e in self._entries if e.item.id in gone]
+        self._emb = self._emb[keep]
+        self._entries = [self._entries[j] for j in keep]
+        self._pos = {e.item.id: j for j, e in enumerate(self._entries)}
+        self.nbytes -= sum(e.nbytes for e in removed)
+        return removed
+
+    def search(self, query: np.ndarray, k: int, keep: Any = None) -> list[tuple[int, float]]:
+        """Top-``k`` (id, cosine) among items for which ``keep(item)`` is true (all when None)."""
+        import torch
+
+        if not self._entries:
+            return []
+        q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).to(self.device)
+        scores = (self._emb @ q).cpu().numpy()  # (n,)
+        rows = [j for j, e in enumerate(self._entries) if keep is None or keep(e.item)]
+        rows.sort(key=lambda j: -scores[j])
+        return [(self._entries[j].item.id, float(scores[j])) for j in rows[:k]]

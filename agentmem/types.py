@@ -1,0 +1,62 @@
+"""Small dataclasses that cross module and plugin boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Source = Literal["stm", "ltm", "graph"]
+SCOPE_KEYS: tuple[str, ...] = ("user", "agent", "session")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One remembered text with its metadata, as stored in the journal."""
+
+    id: int
+    text: str
+    metadata: dict[str, Any]
+    scope: dict[str, str]
+    created_at: float  # unix seconds when remembered
+    event_time: float | None = None  # unix seconds the item is *about*, if known
+    tier: Literal["stm", "ltm"] = "stm"
+    count: int = 1  # how many identical/near-identical rememberings were merged into it
+    importance: float = 0.0
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One recall result. ``score`` is the fused score (higher is better); ``source`` says where it came
+    from: "stm" (not yet consolidated), "ltm" (vector or lexical long-term evidence) or "graph"
+    (reached only through knowledge-graph expansion)."""
+
+    id: int
+    text: str
+    score: float
+    metadata: dict[str, Any]
+    source: Source
+    scope: dict[str, str] = field(default_factory=dict)
+    event_time: float | None = None
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A (subject, relation, object) triple, optionally linked to the item it came from."""
+
+    subject: str
+    relation: str
+    object: str
+    item: int | None = None
+
+
+@dataclass
+class Event:
+    """An input to the agent loop. ``kind`` is "text" by default; ``data`` may carry a tensor, an image
+    array or a sequence for model plugins."""
+
+    text: str | None = None
+    data: Any = None
+    kind: str = "text"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    scope: dict[str, str] | None = None
+    time: float | None = None

@@ -1,0 +1,122 @@
+"""Checks on user input at the public API; each failure is a typed error that names the fix."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import date, datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from agentmem.errors import DimensionError, InvalidInputError, ScopeError
+from agentmem.types import SCOPE_KEYS
+
+MAX_TEXT = 1_000_000  # characters
+MAX_SCOPE_VALUE = 256
+MAX_K = 10_000
+
+
+def text(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"text must be a str, got {type(value).__name__}; convert it with str() first")
+    if not value.strip():
+        raise InvalidInputError("text is empty; pass a non-blank string")
+    if len(value) > MAX_TEXT:
+        raise InvalidInputError(f"text has {len(value)} characters (max {MAX_TEXT}); split it into chunks")
+    if "\x00" in value:
+        raise InvalidInputError("text contains a NUL character; remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"text is not valid unicode (lone surrogate?): {exc}") from exc
+    return value
+
+
+def metadata(value: object) -> tuple[dict[str, Any], str]:
+    """Return the metadata dict and its JSON form."""
+    if value is None:
+        return {}, "{}"
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"metadata must be a dict, got {type(value).__name__}")
+    if not all(isinstance(k, str) for k in value):
+        raise InvalidInputError("metadata keys must be strings")
+    try:
+        encoded = json.dumps(dict(value), allow_nan=False, ensure_ascii=False)
+        encoded.encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+        raise InvalidInputError(
+            f"metadata must be JSON-serialisable (str, number, bool, None, list, dict; no NaN): {exc}") from exc
+    return json.loads(encoded), encoded
+
+
+def scope(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ScopeError(f"scope must be a dict with keys from {SCOPE_KEYS}, got {type(value).__name__}")
+    unknown = [k for k in value if k not in SCOPE_KEYS]
+    if unknown:
+        raise ScopeError(f"unknown scope key(s) {unknown!r}; use only {', '.join(SCOPE_KEYS)} "
+                         "(put other attributes in metadata)")
+    out = {}
+    for key, v in value.items():
+        if not isinstance(v, str) or not v or len(v) > MAX_SCOPE_VALUE or "\x00" in v:
+            raise ScopeError(f"scope {key!r} must be a non-empty string of at most {MAX_SCOPE_VALUE} "
+                             f"characters, got {v!r}")
+        out[key] = v
+    return out
+
+
+def k(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InvalidInputError(f"k must be an int, got {type(value).__name__}")
+    if not 1 <= int(value) <= MAX_K:
+        raise InvalidInputError(f"k must be between 1 and {MAX_K}, got {value}")
+    return int(value)
+
+
+def when(value: object, name: str = "time") -> float | None:
+    """Unix seconds from a number, datetime, date or ISO-8601 string (naive times are UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be a number, datetime or ISO-8601 string")
+    if isinstance(value, int | float | np.floating | np.integer):
+        t = float(value)
+    elif isinstance(value, datetime):
+        t = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    elif isinstance(value, date):
+        t = datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise InvalidInputError(f"{name} {value!r} is not ISO-8601 (e.g. 2023-05-07T13:56)") from exc
+        return when(parsed, name)
+    else:
+        raise InvalidInputError(f"{name} must be a number, datetime or ISO-8601 string, "
+                                f"got {type(value).__name__}")
+    if not math.isfinite(t):
+        raise InvalidInputError(f"{name} must be finite")
+    return t
+
+
+def vectors(value: object, n: int, dim: int) -> np.ndarray:
+    """Precomputed embeddings as float32 (n, dim), unit length; rejects NaN/inf and wrong shapes."""
+    try:
+        arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DimensionError(f"embeddings must be numeric arrays: {exc}") from exc
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.shape != (n, dim):
+        raise DimensionError(f"embeddings have shape {arr.shape}, expected ({n}, {dim}) for this memory's "
+                             "embedder; embed with the same model or open a memory built for that dimension")
+    if not np.isfinite(arr).all():
+        raise DimensionError("embeddings contain NaN or infinity; clean them before storing")
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise DimensionError("an embedding is all zeros; it has no direction to search by")
+    return np.ascontiguousarray(arr / norms, dtype=np.float32)
