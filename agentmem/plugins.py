@@ -19,6 +19,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "agentmem.default_plugins.stores",
     "agentmem.default_plugins.consolidation",
     "agentmem.default_plugins.graph_recall",
+    "agentmem.default_plugins.commands",
 )
 KINDS = ("embedders", "stores", "models", "tasks", "datasets")
 

@@ -1,0 +1,17 @@
+"""Built-in sub-commands beyond the core ones in agentmem.cli (imported lazily)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agentmem.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from agentmem.bench import bench
+
+    cli.add_command(bench)
