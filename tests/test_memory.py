@@ -1,0 +1,207 @@
+"""The DESIGN.md public API, end to end, on the default embedder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import agentmem
+from agentmem import errors
+
+
+def test_design_api_script(tmp_path: Path) -> None:
+    """remember 1,000 items, exact item at rank 1, consolidate, graph, weights, forget, reopen."""
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "memdir"
+    texts = [f"Order {n} shipped to warehouse {n % 13} on day {n % 29}" for n in range(1000)]
+    with agentmem.Memory(path) as mem:
+        ids = mem.remember_many(texts, metadatas=[{"n": n} for n in range(1000)], scope={"user": "u1"})
+        assert len(ids) == len(set(ids)) == 1000
+        caroline = mem.remember("Caroline went to the support group on 7 May 2023",
+                                metadata={"speaker": "Caroline", "session": 1}, scope={"user": "u1"})
+        hits = mem.recall("Order 417 shipped to warehouse 1 on day 11", k=5, scope={"user": "u1"})
+        assert hits[0].id == ids[417] and hits[0].text == texts[417]
+        assert hits[0].metadata == {"n": 417}
+        mem.consolidate()
+        assert len(mem.stm) == 0
+        hits = mem.recall("When did Caroline go to the support group?", k=3, scope={"user": "u1"})
+        assert hits[0].id == caroline and hits[0].source == "ltm"
+        mem.graph.add_fact("Caroline", "attended", "support group", item=caroline)
+        assert agentmem.Fact("Caroline", "attended", "support group", caroline) in mem.graph.facts("Caroline")
+        model = torch.nn.Linear(4, 2)
+        v = mem.weights.save("lenet5", model.state_dict(), metadata={"acc": 0.91})
+        assert v == 1
+        gone = ids[5]
+        mem.forget(gone)
+        assert all(h.id != gone for h in mem.recall(texts[5], k=20, scope={"user": "u1"}))
+        assert gone not in [i for i, _ in mem.journal.lexical(texts[5], 50, {"user": "u1"})]
+    with agentmem.Memory(path) as mem:
+        assert mem.stats()["items"] == 1000  # 1000 + Caroline - forgotten
+        assert mem.recall(texts[900], k=1, scope={"user": "u1"})[0].id == ids[900]
+        assert [f.item for f in mem.graph.facts("Caroline", relation="attended")] == [caroline]
+        state = mem.weights.load("lenet5")
+        assert torch.equal(state["weight"], model.state_dict()["weight"])
+        assert [w.metadata for w in mem.weights.versions("lenet5")] == [{"acc": 0.91}]
+        with pytest.raises(errors.NotFoundError):
+            mem.get(gone)
+
+
+def test_recall_sees_stm_before_consolidation(mem: agentmem.Memory) -> None:
+    i = mem.remember("The spare key is under the blue flowerpot")
+    hits = mem.recall("where is the spare key?", k=1)
+    assert hits[0].id == i and hits[0].source == "stm"
+    mem.consolidate()
+    assert mem.recall("where is the spare key?", k=1)[0].source == "ltm"
+
+
+def test_scopes_are_partitions(mem: agentmem.Memory) -> None:
+    a = mem.remember("my bank PIN is 4321", scope={"user": "alice"})
+    b = mem.remember("my bank PIN is 9876", scope={"user": "bob"})
+    for _ in range(2):  # in STM, then in LTM
+        hits = mem.recall("bank PIN", k=10, scope={"user": "alice"})
+        assert [h.id for h in hits] == [a]
+        assert [h.id for h in mem.recall("bank PIN", k=10, scope={"user": "bob"})] == [b]
+        assert mem.recall("bank PIN", k=10, scope={"user": "carol"}) == []
+        mem.consolidate()
+    s = mem.remember("session note", scope={"user": "alice", "session": "s1"})
+    assert s in [h.id for h in mem.recall("session note", scope={"user": "alice"})]
+    assert mem.recall("session note", scope={"user": "alice", "session": "s2"}) == []
+
+
+def test_filters_and_time(mem: agentmem.Memory) -> None:
+    old = mem.remember("meeting with the dentist", metadata={"kind": "health"}, time="2023-01-05")
+    new = mem.remember("meeting with the accountant", metadata={"kind": "money"}, time="2024-03-01T09:00")
+    assert [h.id for h in mem.recall("meeting", k=5, filters={"kind": "money"})] == [new]
+    assert [h.id for h in mem.recall("meeting", k=5, until="2023-12-31")] == [old]
+    mem.consolidate()
+    assert [h.id for h in mem.recall("meeting", k=5, since="2024-01-01")] == [new]
+    assert [h.id for h in mem.recall("meeting", k=5, filters={"kind": "health"})] == [old]
+    assert mem.get(new).event_time is not None
+
+
+def test_dedup_merges_identical_and_counts(mem: agentmem.Memory) -> None:
+    a = mem.remember("I love hiking in the mountains", metadata={"speaker": "Ann"})
+    b = mem.remember("I love hiking in the mountains", metadata={"speaker": "Ann"})
+    c = mem.remember("I love hiking in the mountains!", metadata={"speaker": "Ann"})
+    d = mem.remember("Room 517 is booked", metadata={"speaker": "Ann"})
+    e = mem.remember("Room 571 is booked", metadata={"speaker": "Ann"})
+    report = mem.consolidate()
+    assert report.merged == {b: a, c: a}
+    assert mem.get(a).count == 3 and mem.get(b).id == a
+    assert {d, e} <= set(report.promoted)  # different numbers: never merged
+    assert mem.forget(b) == sorted([a, b, c])  # forgetting a memory forgets its duplicates
+    assert all(h.id != a for h in mem.recall("hiking in the mountains", k=5))
+
+
+def test_forget_everywhere(mem: agentmem.Memory) -> None:
+    i = mem.remember("Tomas climbs at the Boulder Barn", metadata={"speaker": "Ana"})
+    mem.consolidate()
+    assert mem.graph.facts("Ana")
+    assert mem.forget(i) == [i]
+    assert mem.graph.facts("Ana") == [] and "Boulder Barn" not in mem.graph.g
+    assert i not in mem.vector and mem.recall("Boulder Barn", k=5) == []
+    with pytest.raises(errors.NotFoundError):
+        mem.forget(i)
+
+
+def test_stm_overflow_consolidates(tmp_path: Path) -> None:
+    with agentmem.Memory(tmp_path / "m", embedder="hash", stm_items=8) as mem:
+        ids = [mem.remember(f"item number {n}") for n in range(20)]
+        assert len(mem.stm) < 8
+        assert mem.stats()["ltm"] + len(mem.stm) == 20
+        assert mem.recall("item number 3", k=1)[0].id == ids[3]
+
+
+def test_stm_survives_reopen(tmp_path: Path) -> None:
+    with agentmem.Memory(tmp_path / "m", embedder="hash") as mem:
+        i = mem.remember("not yet consolidated")
+    with agentmem.Memory(tmp_path / "m") as mem:  # embedder comes from the memory itself
+        assert mem.embedder_name == "hash"
+        assert i in mem.stm and mem.recall("not yet consolidated", k=1)[0].id == i
+
+
+def test_precomputed_embeddings(hmem: agentmem.Memory) -> None:
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(50, hmem.dim)).astype(np.float32)
+    ids = hmem.remember_many([f"vector {n}" for n in range(50)], embeddings=vecs)
+    hits = hmem.recall("anything", k=1, embedding=vecs[17])
+    assert hits[0].id == ids[17]
+    with pytest.raises(errors.DimensionError):
+        hmem.remember("x", embedding=np.ones(hmem.dim + 1))
+    with pytest.raises(errors.DimensionError):
+        hmem.remember("x", embedding=np.full(hmem.dim, np.nan))
+
+
+@pytest.mark.parametrize("bad, err", [
+    ("", errors.InvalidInputError), ("   ", errors.InvalidInputError), (42, errors.InvalidInputError),
+    (None, errors.InvalidInputError), (b"bytes", errors.InvalidInputError),
+])
+def test_bad_text(hmem: agentmem.Memory, bad: object, err: type) -> None:
+    before = len(hmem)
+    hmem.remember("kept")
+    with pytest.raises(err, match="text"):
+        hmem.remember(bad)  # type: ignore[arg-type]
+    assert len(hmem) == before + 1
+
+
+def test_bad_metadata_scope_k(hmem: agentmem.Memory) -> None:
+    with pytest.raises(errors.InvalidInputError, match="JSON"):
+        hmem.remember("x", metadata={"f": object()})
+    with pytest.raises(errors.InvalidInputError, match="NaN"):
+        hmem.remember("x", metadata={"f": float("nan")})
+    with pytest.raises(errors.ScopeError, match="unknown scope key"):
+        hmem.remember("x", scope={"tenant": "t1"})
+    with pytest.raises(errors.ScopeError):
+        hmem.remember("x", scope={"user": 7})  # type: ignore[dict-item]
+    with pytest.raises(errors.InvalidInputError, match="k must"):
+        hmem.recall("x", k=0)
+    with pytest.raises(errors.InvalidInputError):
+        hmem.remember_many(["a", ""])  # validated before anything is stored
+    assert len(hmem) == 0
+
+
+def test_path_that_is_a_file(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("hello")
+    with pytest.raises(errors.MemoryPathError, match="is a file"):
+        agentmem.Memory(f)
+    assert f.read_text() == "hello"
+
+
+def test_embedder_mismatch(tmp_path: Path) -> None:
+    agentmem.Memory(tmp_path / "m", embedder="hash").close()
+    with pytest.raises(errors.EmbedderMismatchError, match="embedder='hash'"):
+        agentmem.Memory(tmp_path / "m", embedder="minilm")
+
+
+def test_unknown_option_and_closed(tmp_path: Path) -> None:
+    with pytest.raises(errors.InvalidInputError, match="unknown option"):
+        agentmem.Memory(tmp_path / "m", embeder="hash")
+    mem = agentmem.Memory(tmp_path / "m", embedder="hash")
+    mem.close()
+    mem.close()
+    with pytest.raises(errors.MemoryClosedError):
+        mem.remember("x")
+
+
+def test_second_writer_gets_clear_error(tmp_path: Path) -> None:
+    with agentmem.Memory(tmp_path / "m", embedder="hash") as mem:
+        mem.remember("first")
+        with pytest.raises(errors.MemoryLockedError, match="read_only=True"):
+            agentmem.Memory(tmp_path / "m", lock_timeout=0.1)
+        with agentmem.Memory(tmp_path / "m", read_only=True) as reader:
+            assert reader.recall("first", k=1)[0].text == "first"
+            with pytest.raises(errors.ReadOnlyError):
+                reader.remember("nope")
+    agentmem.Memory(tmp_path / "m").close()  # the lock is free again
+
+
+def test_forget_policy_is_logged(tmp_path: Path) -> None:
+    with agentmem.Memory(tmp_path / "m", embedder="hash", ltm_max_items=5) as mem:
+        mem.remember_many([f"fact {n} about topic {n}" for n in range(12)])
+        report = mem.consolidate()
+        assert mem.stats()["ltm"] == 5 and len(report.forgotten) == 7
+        logged = mem.journal.conn.execute("SELECT detail FROM log WHERE action = 'forget'").fetchall()
+        assert "ltm_max_items=5" in logged[0][0]
