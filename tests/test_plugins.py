@@ -1,0 +1,175 @@
+"""The plugin system: registration, duplicates, lifecycle hooks, and a meta-test that every hook is
+documented and exercised by this file."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import agentmem
+from agentmem import hookspecs, plugins
+from agentmem.embedders import Embedder
+from agentmem.errors import NotFoundError, PluginError
+from agentmem.types import Event, Fact, Item
+
+
+class TinyEmbedder(Embedder):
+    name = "tiny"
+
+    @property
+    def dim(self) -> int:
+        return 3
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:  # type: ignore[override]
+        out = np.array([[len(t), t.count("a") + 1, 1.0] for t in texts], dtype=np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+class Recorder:
+    """A plugin implementing every lifecycle hook, recording what it saw."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.consolidated: list[int] = []
+
+    @agentmem.hookimpl
+    def register_embedders(self, register):  # type: ignore[no-untyped-def]
+        register("tiny", TinyEmbedder)
+
+    @agentmem.hookimpl
+    def register_stores(self, register):  # type: ignore[no-untyped-def]
+        register("null-graph", object, kind="graph")
+
+    @agentmem.hookimpl
+    def register_models(self, register):  # type: ignore[no-untyped-def]
+        register("echo-model", lambda spec: spec)
+
+    @agentmem.hookimpl
+    def register_tasks(self, register):  # type: ignore[no-untyped-def]
+        register("echo-task", dict)
+
+    @agentmem.hookimpl
+    def register_datasets(self, register):  # type: ignore[no-untyped-def]
+        register("echo-data", lambda **kw: [1, 2, 3])
+
+    @agentmem.hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        @cli.command(name="echo-cmd")
+        def echo_cmd() -> None:
+            click.echo("echoed")
+
+    @agentmem.hookimpl
+    def score_item(self, item: Item, novelty: float, now: float) -> float | None:
+        return 0.75 if "important" in item.text else None
+
+    @agentmem.hookimpl
+    def should_merge(self, item: Item, existing: Item, similarity: float) -> bool | None:
+        return False if "never merge" in item.text else None
+
+    @agentmem.hookimpl
+    def extract_facts(self, item: Item) -> list[Fact]:
+        return [Fact("plugin", "saw", item.text[:10], item.id)]
+
+    @agentmem.hookimpl
+    def on_consolidate(self, memory: agentmem.Memory, items: list[Item]) -> None:
+        self.consolidated += [i.id for i in items]
+
+    @agentmem.hookimpl
+    def on_event(self, agent: agentmem.Agent, event: Event) -> None:
+        self.events.append(event)
+
+    @agentmem.hookimpl
+    def recall_candidates(self, memory: agentmem.Memory, query: str, scope: dict[str, str],
+                          k: int) -> list[int]:
+        # deliberately offers every id, other scopes included: the caller must drop them
+        return [i.id for i in memory]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    rec = Recorder()
+    plugins.register_plugin(rec, name="recorder")
+    yield rec
+    plugins.unregister_plugin("recorder")
+
+
+def test_registration_hooks(recorder: Recorder) -> None:
+    reg = plugins.registry()
+    assert reg["embedders"]["tiny"].plugin == "recorder"
+    assert reg["stores"]["null-graph"].options == {"kind": "graph"}
+    assert plugins.get("models", "echo-model").obj({"x": 1}) == {"x": 1}
+    assert plugins.get("tasks", "echo-task").plugin == "recorder"
+    assert plugins.get("datasets", "echo-data").obj() == [1, 2, 3]
+    assert reg["embedders"]["minilm"].plugin == "agentmem.default_plugins.embedders"
+    with pytest.raises(NotFoundError, match="available: .*tiny"):
+        plugins.get("embedders", "nope")
+
+
+def test_register_commands_and_cli_listing(recorder: Recorder) -> None:
+    from agentmem.cli import cli
+
+    plugins.hook().register_commands(cli=cli)
+    result = CliRunner().invoke(cli, ["echo-cmd"])
+    assert result.output.strip() == "echoed"
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    assert '"tiny": "recorder"' in result.output
+
+
+def test_duplicate_registration_names_both_plugins(recorder: Recorder) -> None:
+    class Clash:
+        @agentmem.hookimpl
+        def register_embedders(self, register):  # type: ignore[no-untyped-def]
+            register("tiny", TinyEmbedder)
+
+    plugins.register_plugin(Clash(), name="clash")
+    try:
+        with pytest.raises(PluginError, match="'recorder'.*'clash'|'clash'.*'recorder'"):
+            plugins.registry()
+    finally:
+        plugins.unregister_plugin("clash")
+
+
+def test_lifecycle_hooks(recorder: Recorder, tmp_path: Path) -> None:
+    with agentmem.Memory(tmp_path / "m", embedder="tiny") as mem:
+        assert mem.dim == 3  # the dimension comes from the embedder
+        agent = agentmem.Agent(mem, scope={"user": "u"}, recall_k=0)
+        a = agent.step("an important note").id
+        b = agent.step(Event(text="never merge me", scope={"user": "u"})).id
+        c = agent.step(Event(text="never merge me", scope={"user": "u"})).id
+        other = mem.remember("other scope", scope={"user": "v"})
+        report = agent.sleep()
+        assert [e.text for e in recorder.events] == ["an important note", "never merge me", "never merge me"]
+        # identical text is merged even when should_merge says no: exact duplicates are not a judgement call
+        assert report.merged == {c: b}
+        assert mem.get(a).importance == 0.75
+        assert recorder.consolidated == [a, b, other]
+        assert Fact("plugin", "saw", "an importa", a) in mem.graph.facts("plugin", scope={"user": "u"})
+        hits = mem.recall("zzzz", k=10, scope={"user": "u"})
+        assert other not in [h.id for h in hits]  # plugin candidates cannot cross scopes
+
+
+def test_entry_point_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTMEM_LOAD_PLUGINS", "no-such-plugin")
+    wanted = {"no-such-plugin"}
+    plugins._load_allowed(wanted)  # loads nothing, raises nothing
+    assert plugins.pm.get_plugin("no-such-plugin") is None
+
+
+HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+         if hasattr(fn, "agentmem_spec")]
+
+
+def test_every_hook_is_documented_and_exercised() -> None:
+    assert len(HOOKS) >= 10
+    source = Path(__file__).read_text()
+    for name in HOOKS:
+        doc = inspect.getdoc(getattr(hookspecs, name)) or ""
+        assert len(doc) > 40, f"hook {name} needs a docstring stating its contract"
+        assert re.search(rf"def {name}\(", source), f"hook {name} is not implemented in this test file"
+        assert name in Recorder.__dict__, f"hook {name} is not exercised by the Recorder plugin"
