@@ -58,7 +58,7 @@ class SentenceTransformerEmbedder(Embedder):
             hf_logging.set_verbosity_error()
             hf_logging.disable_progress_bar()
 
-            from agentmem.device import device
+            from agentmem.devices import device
 
             self._model = SentenceTransformer(self._path, device=str(device()))
             get_dim = getattr(self._model, "get_embedding_dimension", None) or \

@@ -32,7 +32,7 @@ class ShortTermMemory:
     def __init__(self, dim: int, max_items: int, max_bytes: int) -> None:
         import torch
 
-        from agentmem.device import device
+        from agentmem.devices import device
 
         self.dim, self.max_items, self.max_bytes = dim, max_items, max_bytes
         self.device = device()

@@ -6,6 +6,7 @@ Each hook is ``trylast`` so any plugin's answer takes precedence.
 from __future__ import annotations
 
 import re
+from difflib import SequenceMatcher
 
 from agentmem.hookspecs import hookimpl
 from agentmem.types import Fact, Item
@@ -37,15 +38,16 @@ def score_item(item: Item, novelty: float, now: float) -> float:
 def should_merge(item: Item, existing: Item, similarity: float) -> bool:
     """Confirm a near-duplicate found by embedding similarity (``Config.merge_threshold``, applied by
     the caller). Embeddings alone would merge "room 517" into "room 571", so we also require the
-    same numbers, the same speaker, and nearly the same words (Jaccard >= 0.8)."""
+    same numbers, the same speaker, and nearly the same words in the same order (>= 85% of tokens
+    matched in sequence, so "is the kettle broken?" does not merge into "the kettle is broken")."""
     keys = set(item.metadata) & set(existing.metadata) & {"speaker", "role", "author"}
     if any(item.metadata[k] != existing.metadata[k] for k in keys):
         return False
     if _NUMBER.findall(item.text) != _NUMBER.findall(existing.text):
         return False
-    a = {w.lower() for w in _TOKENS.findall(item.text)}
-    b = {w.lower() for w in _TOKENS.findall(existing.text)}
-    return len(a & b) >= 0.8 * max(len(a | b), 1)
+    a = [w.lower() for w in _TOKENS.findall(item.text)]
+    b = [w.lower() for w in _TOKENS.findall(existing.text)]
+    return SequenceMatcher(a=a, b=b, autojunk=False).ratio() >= 0.85
 
 
 @hookimpl(trylast=True)

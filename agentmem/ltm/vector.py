@@ -178,7 +178,7 @@ class VectorIndex:
         return [self._top(rows, s, k) for s in scores]
 
     def _scores_all(self, q: np.ndarray) -> np.ndarray:
-        from agentmem.device import has_cuda
+        from agentmem.devices import has_cuda
 
         if self.n > 4096 and has_cuda():
             import torch
