@@ -25,7 +25,7 @@ class Config:
     # optional forget policy: keep at most this many LTM items (lowest importance forgotten, logged)
     ltm_max_items: int | None = None
     # vector cache: approximate (HNSW) search from this many vectors on
-    ann_threshold: int = 50_000
+    ann_threshold: int = 20_000
     ef_search: int = 64
     # recall fusion (weighted reciprocal rank, see agentmem.retrieval)
     rrf_k: int = 60
@@ -34,13 +34,17 @@ class Config:
     weight_stm: float = 1.0
     weight_graph: float = 0.3
     candidates: int = 50
+    # lexical search scores at most this many postings per query, rarest words first (see
+    # Journal.lexical); bounds BM25's cost on large memories without changing small ones
+    lexical_budget: int = 20_000
     # durability of each commit: "normal" survives a process crash, "full" also a power loss
     durability: Literal["normal", "full"] = "normal"
     # seconds to wait for another process's write lock before MemoryLockedError
     lock_timeout: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("stm_items", "stm_bytes", "ann_threshold", "ef_search", "rrf_k", "candidates"):
+        for name in ("stm_items", "stm_bytes", "ann_threshold", "ef_search", "rrf_k", "candidates",
+                     "lexical_budget"):
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"config {name} must be >= 1")
         if not 0.0 < self.merge_threshold <= 1.0:

@@ -9,7 +9,6 @@ transaction; the vector cache and graph are updated after the commit (they are r
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agentmem.plugins import hook
+from agentmem.stm import STMEntry
 from agentmem.types import SCOPE_KEYS, Fact, Item
 
 if TYPE_CHECKING:
@@ -47,29 +47,31 @@ def consolidate(memory: Memory) -> ConsolidationReport:
     cfg = memory.config
     now = time.time()
     embs = memory.stm.embeddings()  # (n, dim), rows in STM order
-    kept: dict[tuple[str | None, ...], list[tuple[Item, np.ndarray]]] = {}  # per scope, this batch
     merges: list[tuple[Item, int, float]] = []
     promote: list[Item] = []
+    promoted_rows: list[int] = []
     importance: dict[int, float] = {}
     facts: list[tuple[Fact, dict[str, str]]] = []
+    batch = _Batch(entries, embs) if cfg.dedup else None
     ltm_best = _ltm_neighbours(memory, entries, embs) if cfg.dedup else {}
     for row, entry in enumerate(entries):
-        item, vec = entry.item, embs[row]
-        target, sim = None, 0.0
-        if cfg.dedup:
-            target, sim = _nearest(item, vec, kept.get(_scope_key(item.scope), []), ltm_best.get(item.id))
-            if target is not None and target.id != item.id and (
+        item = entry.item
+        sim = 0.0
+        if batch is not None:
+            target, sim = batch.nearest(row, ltm_best.get(item.id))
+            if target is not None and (
                     target.text == item.text or
                     (sim >= cfg.merge_threshold and h.should_merge(item=item, existing=target, similarity=sim))):
                 merges.append((item, target.id, sim))
                 continue
+            batch.keep(row)
         novelty = float(1.0 - max(sim, 0.0))
         importance[item.id] = float(h.score_item(item=item, novelty=novelty, now=now) or 0.0)
         promote.append(item)
-        kept.setdefault(_scope_key(item.scope), []).append((item, vec))
+        promoted_rows.append(row)
         for result in h.extract_facts(item=item):
             facts.extend((f, item.scope) for f in result or [])
-    memory._apply_consolidation(promote, importance, merges, facts)
+    memory._apply_consolidation(promote, embs[promoted_rows], importance, merges, facts)
     report.promoted = [i.id for i in promote]
     report.merged = {dup.id: canon for dup, canon, _ in merges}
     report.facts = len(facts)
@@ -79,9 +81,44 @@ def consolidate(memory: Memory) -> ConsolidationReport:
     return report
 
 
-def _ltm_neighbours(memory: Memory, entries: list, embs: np.ndarray) -> dict[int, tuple[Item, float]]:
+class _Batch:
+    """Nearest earlier-kept item of the same scope within one consolidation batch, vectorised."""
+
+    def __init__(self, entries: list[STMEntry], embs: np.ndarray) -> None:
+        self.entries = entries
+        self.embs = embs
+        self.kept: dict[tuple[str | None, ...], list[int]] = {}  # scope -> kept rows
+        self.texts: dict[tuple[tuple[str | None, ...], str], int] = {}  # (scope, text) -> kept row
+
+    def nearest(self, row: int, ltm: tuple[Item, float] | None) -> tuple[Item | None, float]:
+        item = self.entries[row].item
+        key = _scope_key(item.scope)
+        same_text = self.texts.get((key, item.text))
+        if same_text is not None:
+            return self.entries[same_text].item, 1.0
+        best, best_sim = ltm if ltm is not None else (None, -1.0)
+        if best is not None and best.text == item.text:
+            return best, 1.0
+        rows = self.kept.get(key)
+        if rows:
+            sims = self.embs[rows] @ self.embs[row]
+            j = int(np.argmax(sims))
+            if sims[j] > best_sim:
+                best, best_sim = self.entries[rows[j]].item, float(sims[j])
+        return best, best_sim
+
+    def keep(self, row: int) -> None:
+        item = self.entries[row].item
+        key = _scope_key(item.scope)
+        self.kept.setdefault(key, []).append(row)
+        self.texts.setdefault((key, item.text), row)
+
+
+def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray) -> dict[int, tuple[Item, float]]:
     """For each STM entry, its nearest long-term item in the same scope (batched per scope), with an
     identical text in the same scope taking precedence."""
+    if len(memory.vector) == 0:
+        return {}
     groups: dict[tuple[str | None, ...], list[int]] = {}
     for row, entry in enumerate(entries):
         groups.setdefault(_scope_key(entry.item.scope), []).append(row)
@@ -96,18 +133,3 @@ def _ltm_neighbours(memory: Memory, entries: list, embs: np.ndarray) -> dict[int
         best[item_id] = (canonical, 1.0)
     found = memory.journal.get_items(list({i for i, _ in best.values()}))
     return {k: (found[i], s) for k, (i, s) in best.items() if i in found}
-
-
-def _nearest(item: Item, vec: np.ndarray, batch: list[tuple[Item, np.ndarray]],
-             ltm: tuple[Item, float] | None) -> tuple[Item | None, float]:
-    """The most similar item in LTM or earlier in this batch (same scope); identical text wins."""
-    best, best_sim = ltm if ltm is not None else (None, -1.0)
-    if best_sim >= 1.0 and best is not None and best.text == item.text:
-        return best, 1.0
-    for other, other_vec in batch:
-        if other.text == item.text:
-            return other, 1.0
-        s = float(other_vec @ vec)
-        if s > best_sim:
-            best, best_sim = other, s
-    return best, best_sim

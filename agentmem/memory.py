@@ -87,6 +87,7 @@ class Memory:
         self.vector = self._open_vectors()
         self.graph: KnowledgeGraph = get("stores", "networkx").obj(self.journal, writable=not self.read_only)
         self.weights = WeightStore(self.journal, self.path / "weights")
+        self._sweep()
         self._load_stm()
 
     def _resolve_embedder(self) -> tuple[str, int]:
@@ -124,6 +125,10 @@ class Memory:
                 self._notice(f"vector cache {file.name} is unreadable ({exc}); rebuilding it from the journal")
         elif self.journal.counts()["ltm"]:
             self._notice(f"vector cache {file.name} is missing; rebuilding it from the journal")
+        if index is not None and not self._cache_matches(index):
+            self._notice(f"vector cache {file.name} holds vectors that differ from the journal (copied from "
+                         "another memory?); rebuilding it from the journal")
+            index = None
         if index is None:
             index = cls(self.dim, **self._vector_options())
         journal_ids = self.journal.ids(tier="ltm")
@@ -139,6 +144,27 @@ class Memory:
             self._notice(f"vector cache was behind the journal: added {len(missing)}, dropped {len(stale)}")
         self._unsaved = len(stale) + len(missing)
         return index
+
+    def _cache_matches(self, index: VectorIndex, sample: int = 64) -> bool:
+        """Whether a spread sample of cached vectors equals the journal's (ids are never reused, so an
+        id's vector never changes: a difference means the file belongs to another journal)."""
+        cached = index.ids()
+        picked = cached[:: max(1, len(cached) // sample)][:sample].tolist()
+        ids, want, _ = self.journal.vectors(picked)
+        if not len(ids):
+            return True
+        return bool(np.allclose(index.vectors_of(ids.tolist()), want, atol=1e-6))
+
+    def _sweep(self) -> None:
+        """Writers delete what interrupted writes left (temporary files, weight versions never
+        committed); everyone reports weight files that are missing or have the wrong size."""
+        if not self.read_only:
+            for stray in [self.path / (VECTOR_FILE + ".tmp"), *self.weights.strays()]:
+                if stray.exists():
+                    stray.unlink()
+                    self._notice(f"removed {stray.relative_to(self.path)}, left by an interrupted write")
+        for problem in self.weights.verify(quick=True):
+            self._notice(problem)
 
     def _load_stm(self) -> None:
         items = list(self.journal.iter_items(tier="stm"))
@@ -208,6 +234,9 @@ class Memory:
         """Store many texts in one scope, embedding in batches; ids in input order. Everything is
         validated before anything is stored. A progress bar shows for large inputs (or ``progress=True``)."""
         self._check_open(write=True)
+        if isinstance(texts, str) or int(batch_size) < 1:
+            raise validate.InvalidInputError("texts must be a list of strings (for one text use remember()) "
+                                             "and batch_size >= 1")
         texts = [validate.text(t) for t in texts]
         n = len(texts)
         metas = [validate.metadata(m) for m in (metadatas if metadatas is not None else [None] * n)]
@@ -257,15 +286,15 @@ class Memory:
         self._flush_uses()
         return consolidate(self)
 
-    def _apply_consolidation(self, promote: list[Item], importance: dict[int, float],
+    def _apply_consolidation(self, promote: list[Item], vecs: np.ndarray, importance: dict[int, float],
                              merges: list[tuple[Item, int, float]], facts: list[tuple[Fact, dict[str, str]]]
                              ) -> None:
-        """Commit one consolidation to the journal, then update the caches (called by consolidate)."""
+        """Commit one consolidation to the journal, then update the caches (called by consolidate).
+        ``vecs`` are the embeddings of ``promote``, row for row."""
         fact_rows = self.journal.apply_consolidation(importance, merges, facts)
         if promote:
-            ids, vecs, scopes = self.journal.vectors([i.id for i in promote])
-            self.vector.add(ids, vecs, scopes)
-            self._unsaved += len(ids)
+            self.vector.add(np.array([i.id for i in promote], dtype=np.int64), vecs, [i.scope for i in promote])
+            self._unsaved += len(promote)
         for dup, canonical, _ in merges:
             self.graph.relink(dup.id, canonical)
         self.graph.add_rows(fact_rows)
@@ -288,12 +317,13 @@ class Memory:
         Returns every id removed."""
         self._check_open(write=True)
         with self._lock:
-            canonical = self.journal.canonical(int(item_id))
+            item_id = validate.item_id(item_id)
+            canonical = self.journal.canonical(item_id)
             if canonical is None:
                 raise NotFoundError(f"no item {item_id} in {self.path} (already forgotten?)")
             group = [canonical, *self.journal.merged_into(canonical)]
             self._forget_ids(group, reason="forget")
-            return sorted(set(group) | {int(item_id)})
+            return sorted(set(group) | {item_id})
 
     def _forget_ids(self, ids: list[int], reason: str) -> None:
         self.journal.delete_items(ids, reason)
@@ -307,7 +337,7 @@ class Memory:
     def get(self, item_id: int) -> Item:
         """The item stored under ``item_id`` (or the item it was merged into)."""
         self._check_open()
-        canonical = self.journal.canonical(int(item_id))
+        canonical = self.journal.canonical(validate.item_id(item_id))
         item = None if canonical is None else self.journal.get_items([canonical]).get(canonical)
         if item is None:
             raise NotFoundError(f"no item {item_id} in {self.path}")
@@ -335,7 +365,8 @@ class Memory:
                 Ranked("stm", [i for i, _ in self.stm.search(qvec, n, keep)], cfg.weight_stm),
                 Ranked("vector", [i for i, _ in self.vector.search(qvec, n, self.vector.mask(scope_, allowed))],
                        cfg.weight_vector),
-                Ranked("lexical", [i for i, _ in self.journal.lexical(query, n, scope_, filters, t0, t1)],
+                Ranked("lexical", [i for i, _ in self.journal.lexical(query, n, scope_, filters, t0, t1,
+                                                                           cfg.lexical_budget)],
                        cfg.weight_lexical),
             ]
             lists += self._plugin_candidates(query, scope_, n, allowed)
@@ -351,6 +382,14 @@ class Memory:
                 hits.append(Hit(item_id, item.text, score, item.metadata, source, item.scope, item.event_time))
                 self._uses[item_id] = self._uses.get(item_id, 0) + 1
         return hits
+
+    def recall_many(self, queries: Sequence[str], k: int = 10, scope: dict[str, str] | None = None,
+                    filters: dict[str, Any] | None = None, since: Any = None, until: Any = None, *,
+                    embeddings: Any = None) -> list[list[Hit]]:
+        """``recall`` for many queries; the queries are embedded in one batch."""
+        texts = [validate.text(q) for q in queries]
+        vecs = validate.vectors(embeddings, len(texts), self.dim) if embeddings is not None else self._embed(texts)
+        return [self.recall(q, k, scope, filters, since, until, embedding=v) for q, v in zip(texts, vecs, strict=True)]
 
     def _plugin_candidates(self, query: str, scope: dict[str, str], n: int,
                            allowed: np.ndarray | None) -> list[Ranked]:

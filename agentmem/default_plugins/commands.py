@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from agentmem.bench import bench
+    from agentmem.bench import bench, throughput  # noqa: F401  (registers `bench throughput`)
 
     cli.add_command(bench)
+    from agentmem.runner import run
+
+    cli.add_command(run)

@@ -64,9 +64,13 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def fts_query(text: str, max_terms: int = 64) -> str | None:
-    """An FTS5 MATCH expression OR-ing the words of ``text`` (quoted: no operator injection)."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:max_terms]
+def query_words(text: str, max_terms: int = 64) -> list[str]:
+    """Distinct lower-cased words of a query, in order."""
+    return list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:max_terms]
+
+
+def fts_query(words: Sequence[str]) -> str | None:
+    """An FTS5 MATCH expression OR-ing ``words`` (each quoted: no operator injection)."""
     if not words:
         return None
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
@@ -79,6 +83,7 @@ class Journal:
         self.path = path
         self.read_only = read_only
         self.lock = threading.RLock()
+        self._df: dict[str, tuple[int, int]] = {}  # word -> (document frequency, max item id then)
         uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                     timeout=10.0)
@@ -216,10 +221,47 @@ class Journal:
                                      s_params + f_params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def doc_freq(self, word: str) -> int:
+        """How many items contain ``word`` (as the full-text tokenizer sees it); cached, refreshed when
+        the memory has grown by a tenth since."""
+        n = self._item_count()
+        cached = self._df.get(word)
+        if cached is not None and n <= cached[1] * 1.1 + 10:
+            return cached[0]
+        match = fts_query([word])
+        with self.lock:
+            df = int(self.conn.execute("SELECT count(*) FROM items_fts WHERE items_fts MATCH ?",
+                                       (match,)).fetchone()[0])
+        if len(self._df) > 100_000:
+            self._df.clear()
+        self._df[word] = (df, n)
+        return df
+
+    def _item_count(self) -> int:
+        with self.lock:
+            return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
+
     def lexical(self, query: str, k: int, scope: dict[str, str], filters: dict[str, Any] | None = None,
-                since: float | None = None, until: float | None = None) -> list[tuple[int, float]]:
-        """BM25 search over item text: [(id, score)] best first (score = -bm25, higher is better)."""
-        match = fts_query(query)
+                since: float | None = None, until: float | None = None,
+                budget: int | None = None) -> list[tuple[int, float]]:
+        """BM25 search over item text: [(id, score)] best first (score = -bm25, higher is better).
+
+        BM25 scores every posting of every query word, so cost grows with word frequency. With a
+        ``budget``, words are taken rarest first while their postings add up to at most ``budget``;
+        the words left out are the most common, whose weight in BM25 (IDF) is the smallest."""
+        words = query_words(query)
+        if budget is not None and words:
+            dfs = sorted((self.doc_freq(w), w) for w in words)
+            chosen, total = [], 0
+            for df, w in dfs:
+                if df == 0:
+                    continue
+                if total + df > budget:
+                    break
+                chosen.append(w)
+                total += df
+            words = chosen
+        match = fts_query(words)
         if match is None:
             return []
         s_sql, s_params = scope_clause(scope, "i.")
@@ -332,12 +374,21 @@ class Journal:
                 "facts": facts, "merged": merges, "weight_versions": weights}
 
     def integrity(self) -> list[str]:
-        """Problems found by SQLite's own checks (empty when healthy)."""
+        """Problems found by SQLite's own checks (empty when healthy). FTS5's full check is a write, so
+        a read-only journal checks instead that the full-text index holds no row of a deleted item."""
         with self.lock:
             rows = self.conn.execute("PRAGMA integrity_check").fetchall()
             problems = [r[0] for r in rows if r[0] != "ok"]
             try:
-                self.conn.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+                if self.read_only:
+                    self.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.items_fts_docs "
+                                      "USING fts5vocab(main, items_fts, 'instance')")
+                    stale = self.conn.execute("SELECT COUNT(DISTINCT doc) FROM temp.items_fts_docs "
+                                              "WHERE doc NOT IN (SELECT id FROM items)").fetchone()[0]
+                    if stale:
+                        problems.append(f"full-text index: {stale} row(s) of deleted items are still indexed")
+                else:
+                    self.conn.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
             except sqlite3.DatabaseError as exc:
                 problems.append(f"full-text index: {exc}")
         return problems

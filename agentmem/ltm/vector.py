@@ -56,6 +56,10 @@ class VectorIndex:
         """Ids of live rows."""
         return self._ids[: self.n][self._alive[: self.n]]
 
+    def vectors_of(self, ids: list[int]) -> np.ndarray:
+        """The cached vectors of live ``ids``, shape (len(ids), dim); KeyError for an id not cached."""
+        return self._vecs[[self._row[int(i)] for i in ids]].reshape(len(ids), self.dim)
+
     def _grow(self, extra: int) -> None:
         need = self.n + extra
         if need <= len(self._ids):
@@ -172,9 +176,12 @@ class VectorIndex:
         if len(rows) == 0:
             return [[] for _ in range(len(queries))]
         if self._ann is not None and len(rows) > self.exact_subset_limit:
-            return [self._search_ann(q, k, mask, None if mask is None else rows) for q in queries]
+            return self._search_ann_batch(queries, k, mask, None if mask is None else rows)
         sub = self._vecs[rows] if len(rows) < self.n else self._vecs[: self.n]
         scores = queries @ sub.T  # (n_queries, len(rows))
+        if k == 1:
+            best = scores.argmax(axis=1)
+            return [[(int(self._ids[rows[j]]), float(s[j]))] for j, s in zip(best, scores, strict=True)]
         return [self._top(rows, s, k) for s in scores]
 
     def _scores_all(self, q: np.ndarray) -> np.ndarray:
@@ -198,6 +205,10 @@ class VectorIndex:
 
     def _search_ann(self, q: np.ndarray, k: int, mask: np.ndarray | None,
                     rows: np.ndarray | None) -> list[tuple[int, float]]:
+        return self._search_ann_batch(q.reshape(1, -1), k, mask, rows)[0]
+
+    def _search_ann_batch(self, queries: np.ndarray, k: int, mask: np.ndarray | None,
+                          rows: np.ndarray | None) -> list[list[tuple[int, float]]]:
         import faiss
 
         params = faiss.SearchParametersHNSW()
@@ -207,8 +218,9 @@ class VectorIndex:
             params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
             # a selective filter needs a wider beam to keep recall
             params.efSearch = int(min(1024, params.efSearch * max(1.0, self.n / max(len(rows), 1)) ** 0.5))
-        scores, labels = self._ann.search(q.reshape(1, -1), k, params=params)
-        return [(int(self._ids[r]), float(s)) for r, s in zip(labels[0], scores[0], strict=True) if r >= 0]
+        scores, labels = self._ann.search(queries, k, params=params)
+        return [[(int(self._ids[r]), float(s)) for r, s in zip(lab, sc, strict=True) if r >= 0]
+                for lab, sc in zip(labels, scores, strict=True)]
 
     # --- persistence ---------------------------------------------------------------------------
 
