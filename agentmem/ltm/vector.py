@@ -233,11 +233,12 @@ class VectorIndex:
                 "interned": self._interned}
         arrays: dict[str, np.ndarray] = {
             "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-            "vecs": self._vecs[: self.n], "ids": self._ids[: self.n],
-            "alive": self._alive[: self.n], "codes": self._codes[: self.n],
+            "ids": self._ids[: self.n], "alive": self._alive[: self.n], "codes": self._codes[: self.n],
         }
-        if self._ann is not None:
+        if self._ann is not None:  # the HNSW index stores the vectors itself: save them once
             arrays["ann"] = faiss.serialize_index(self._ann)
+        else:
+            arrays["vecs"] = self._vecs[: self.n]
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
             fh.flush()
@@ -257,9 +258,10 @@ class VectorIndex:
                 index = cls(dim, **options)
                 n = int(meta["n"])
                 index._grow(n)
-                index._vecs[:n], index._ids[:n] = z["vecs"], z["ids"]
-                index._alive[:n], index._codes[:n] = z["alive"], z["codes"]
+                index._ids[:n], index._alive[:n], index._codes[:n] = z["ids"], z["alive"], z["codes"]
                 ann = z["ann"] if "ann" in z.files else None
+                if ann is None:
+                    index._vecs[:n] = z["vecs"]
         except (zipfile.BadZipFile, KeyError, EOFError, json.JSONDecodeError) as exc:
             raise ValueError(str(exc)) from exc
         index.n, index.dead = n, int(meta["dead"])
@@ -269,8 +271,10 @@ class VectorIndex:
         index._row = {int(i): r for r, i in enumerate(index._ids[:n]) if index._alive[r]}
         if ann is not None:
             index._ann = faiss.deserialize_index(ann)
-            if index._ann.ntotal != n:
-                raise ValueError(f"approximate index holds {index._ann.ntotal} rows, expected {n}")
+            if index._ann.ntotal != n or index._ann.d != dim:
+                raise ValueError(f"approximate index holds {index._ann.ntotal} rows of {index._ann.d} dims, "
+                                 f"expected {n} of {dim}")
+            index._vecs[:n] = index._ann.reconstruct_n(0, n)
         elif n >= index.ann_threshold:
             index._build_ann()
         return index

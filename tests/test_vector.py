@@ -1,0 +1,68 @@
+"""The vector cache: exact and HNSW search, scope masks, tombstones, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agentmem.ltm.vector import VectorIndex
+
+
+def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("threshold", [10**9, 500])  # exact only, then HNSW past 500 rows
+def test_search_masks_and_persistence(tmp_path: Path, threshold: int) -> None:
+    rng = np.random.default_rng(0)
+    vecs = unit(rng, 2000, 32)
+    ids = np.arange(10, 2010, dtype=np.int64)
+    scopes = [{"user": "a" if i % 2 else "b"} for i in range(2000)]
+    index = VectorIndex(32, ann_threshold=threshold, exact_subset_limit=100)
+    index.add(ids[:1500], vecs[:1500], scopes[:1500])
+    index.add(ids[1500:], vecs[1500:], scopes[1500:])
+    assert (index._ann is not None) == (threshold == 500)
+    top = index.search(vecs[7], 5)
+    assert top[0][0] == 17 and top[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert all(a[1] >= b[1] for a, b in zip(top, top[1:]))
+    in_a = index.search(vecs[8], 10, index.mask({"user": "a"}))  # row 8 is scope "b"
+    assert in_a and all((i - 10) % 2 == 1 for i, _ in in_a)
+    assert index.search(vecs[8], 10, index.mask({"user": "nobody"})) == []
+    allowed = np.array([20, 30, 40], dtype=np.int64)
+    assert sorted(i for i, _ in index.search(vecs[10], 10, index.mask({}, allowed))) == [20, 30, 40]
+    index.remove([17])
+    assert 17 not in [i for i, _ in index.search(vecs[7], 5, index.mask({}))] and len(index) == 1999
+    batch = index.search_batch(vecs[[100, 200]], 1, index.mask({}))
+    assert [b[0][0] for b in batch] == [110, 210]
+    index.save(tmp_path / "v.npz")
+    again = VectorIndex.load(tmp_path / "v.npz", 32, ann_threshold=threshold, exact_subset_limit=100)
+    assert len(again) == 1999 and 17 not in again
+    assert again.search(vecs[100], 3, again.mask({})) == index.search(vecs[100], 3, index.mask({}))
+    with pytest.raises(ValueError):
+        VectorIndex.load(tmp_path / "v.npz", 64)  # another dimension
+
+
+def test_hnsw_recall_against_exact() -> None:
+    rng = np.random.default_rng(1)
+    vecs = unit(rng, 5000, 48)
+    exact = VectorIndex(48, ann_threshold=10**9)
+    approx = VectorIndex(48, ann_threshold=1000)
+    for index in (exact, approx):
+        index.add(np.arange(5000), vecs, [{}] * 5000)
+    q = unit(rng, 50, 48)
+    overlap = np.mean([len({i for i, _ in exact.search(x, 10)} & {i for i, _ in approx.search(x, 10)}) / 10
+                       for x in q])
+    assert overlap >= 0.95
+
+
+def test_compaction_drops_tombstones() -> None:
+    rng = np.random.default_rng(2)
+    vecs = unit(rng, 3000, 8)
+    index = VectorIndex(8, ann_threshold=10**9)
+    index.add(np.arange(3000), vecs, [{}] * 3000)
+    index.remove(list(range(0, 3000, 2)))  # > 20% dead and > 1024: compacts
+    assert index.n == 1500 and index.dead == 0 and len(index) == 1500
+    assert index.search(vecs[3], 1)[0][0] == 3
