@@ -20,7 +20,7 @@ def test_corpus_helpers() -> None:
     assert len(texts) == 120 and texts[49] == "t49" and texts[50] == "t0 (variant 1)"
     assert np.allclose(np.linalg.norm(big, axis=1), 1, atol=1e-5) and np.array_equal(big[:50], vecs)
     assert len({t for t in texts}) == 120
-    idx, q = queries(big, 10)
+    _, q = queries(big, 10)
     truth = exact_top(big, q, 5)
     brute = np.argsort(-(q @ big.T), axis=1)[:, :5]
     assert np.array_equal(truth, brute)
@@ -29,7 +29,7 @@ def test_corpus_helpers() -> None:
 
 
 def test_quick_run_writes_every_figure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentmem.cli import cli, _load_plugin_commands
+    from agentmem.cli import _load_plugin_commands, cli
 
     _load_plugin_commands()
     monkeypatch.setenv("AGENTMEM_BENCH_CACHE", str(tmp_path / "cache"))

@@ -107,7 +107,7 @@ def test_registration_hooks(recorder: Recorder) -> None:
     assert plugins.get("tasks", "echo-task").plugin == "recorder"
     assert plugins.get("datasets", "echo-data").obj() == [1, 2, 3]
     assert reg["embedders"]["minilm"].plugin == "agentmem.default_plugins.embedders"
-    with pytest.raises(NotFoundError, match="available: .*tiny"):
+    with pytest.raises(NotFoundError, match=r"available: .*tiny"):
         plugins.get("embedders", "nope")
 
 
@@ -129,7 +129,7 @@ def test_duplicate_registration_names_both_plugins(recorder: Recorder) -> None:
 
     plugins.register_plugin(Clash(), name="clash")
     try:
-        with pytest.raises(PluginError, match="'recorder'.*'clash'|'clash'.*'recorder'"):
+        with pytest.raises(PluginError, match=r"'recorder'.*'clash'|'clash'.*'recorder'"):
             plugins.registry()
     finally:
         plugins.unregister_plugin("clash")

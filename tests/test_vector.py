@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def test_search_masks_and_persistence(tmp_path: Path, threshold: int) -> None:
     assert (index._ann is not None) == (threshold == 500)
     top = index.search(vecs[7], 5)
     assert top[0][0] == 17 and top[0][1] == pytest.approx(1.0, abs=1e-5)
-    assert all(a[1] >= b[1] for a, b in zip(top, top[1:]))
+    assert all(a[1] >= b[1] for a, b in itertools.pairwise(top))
     in_a = index.search(vecs[8], 10, index.mask({"user": "a"}))  # row 8 is scope "b"
     assert in_a and all((i - 10) % 2 == 1 for i, _ in in_a)
     assert index.search(vecs[8], 10, index.mask({"user": "nobody"})) == []

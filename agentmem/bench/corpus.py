@@ -37,8 +37,8 @@ def base_texts(limit: int) -> tuple[list[str], str]:
     if texts:
         return texts, "synthetic-persona-chat"
     rng = np.random.default_rng(0)
-    words = ("garden dog river coffee bike piano market winter friend train book movie city paint "
-             "cook travel music school doctor job sister beach mountain game rain").split()
+    words = ["garden", "dog", "river", "coffee", "bike", "piano", "market", "winter", "friend", "train", "book",
+             "movie", "city", "paint", "cook", "travel", "music", "school", "doctor", "job", "sister", "beach"]
     while len(texts) < limit:
         texts.append(" ".join(rng.choice(words, size=int(rng.integers(5, 12)))).capitalize() + ".")
     return texts, "generated"

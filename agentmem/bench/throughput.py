@@ -134,9 +134,7 @@ def throughput(sizes: str, peers: str, n_queries: int, base: int, quick: bool, t
                 click.echo(f"N={n:,}: {system} ...", err=True)
                 figures[system] = run_system(system, work, timeout)
             result["sizes"][str(n)] = figures
-            for system in systems:
-                for sub in ("agentmem", "chroma", "langchain", "mem0"):
-                    _rm(work / sub)
+            _rm(work)
     if missing:
         click.echo(f"peers not installed (pip install 'agentmem-toolkit[peers]'): {', '.join(missing)}", err=True)
     click.echo(table(result))
