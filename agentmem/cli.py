@@ -79,7 +79,9 @@ def remember(texts: tuple[str, ...], path: str | None, file: Any, metadata: str 
         meta = json.loads(metadata) if metadata else None
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"--metadata is not valid JSON: {exc}") from exc
-    when_value: Any = float(when) if when and when.replace(".", "", 1).isdigit() else when
+    when_value: Any = when
+    if when and when.replace(".", "", 1).isascii() and when.replace(".", "", 1).isdigit():
+        when_value = float(when)  # unix seconds; anything else is parsed as ISO-8601
     with _open(path) as mem:
         ids = mem.remember_many(items, [meta] * len(items) if meta is not None else None,
                                 _scope(user, agent, session), times=[when_value] * len(items))

@@ -164,7 +164,8 @@ class Memory:
                     stray.unlink()
                     self._notice(f"removed {stray.relative_to(self.path)}, left by an interrupted write")
         for problem in self.weights.verify(quick=True):
-            self._notice(problem)
+            self._notice(f"{problem}; loading it raises CorruptionError: restore the file from a backup or "
+                         "roll back to another version")
 
     def _load_stm(self) -> None:
         items = list(self.journal.iter_items(tier="stm"))

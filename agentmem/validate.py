@@ -45,7 +45,7 @@ def metadata(value: object) -> tuple[dict[str, Any], str]:
     try:
         encoded = json.dumps(dict(value), allow_nan=False, ensure_ascii=False)
         encoded.encode("utf-8")
-    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
         raise InvalidInputError(
             f"metadata must be JSON-serialisable (str, number, bool, None, list, dict; no NaN): {exc}") from exc
     return json.loads(encoded), encoded
@@ -67,6 +67,15 @@ def scope(value: object) -> dict[str, str]:
                              f"characters, got {v!r}")
         out[key] = v
     return out
+
+
+def item_id(value: object) -> int:
+    """An item id: an int (or numpy integer) that fits SQLite's 64-bit integers."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InvalidInputError(f"an item id must be an int, got {type(value).__name__}")
+    if not -(1 << 63) <= int(value) < (1 << 63):
+        raise InvalidInputError(f"item id {value} is out of range (ids are 64-bit integers)")
+    return int(value)
 
 
 def k(value: object) -> int:
@@ -116,7 +125,9 @@ def vectors(value: object, n: int, dim: int) -> np.ndarray:
                              "embedder; embed with the same model or open a memory built for that dimension")
     if not np.isfinite(arr).all():
         raise DimensionError("embeddings contain NaN or infinity; clean them before storing")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    wide = arr.astype(np.float64)  # float32 norms overflow from ~1e19 and underflow below ~1e-23
+    wide /= np.abs(wide).max(axis=1, keepdims=True).clip(min=np.finfo(np.float64).tiny)
+    norms = np.linalg.norm(wide, axis=1, keepdims=True)
     if (norms == 0).any():
         raise DimensionError("an embedding is all zeros; it has no direction to search by")
-    return np.ascontiguousarray(arr / norms, dtype=np.float32)
+    return np.ascontiguousarray(wide / norms, dtype=np.float32)

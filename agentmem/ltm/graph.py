@@ -11,7 +11,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from agentmem.errors import InvalidInputError
+from agentmem import validate
+from agentmem.errors import InvalidInputError, ReadOnlyError
 from agentmem.types import SCOPE_KEYS, Fact
 
 if TYPE_CHECKING:
@@ -68,41 +69,45 @@ class KnowledgeGraph:
     def add_fact(self, subject: str, relation: str, object: str, item: int | None = None,
                  scope: dict[str, str] | None = None) -> Fact:
         """Journal a fact and add it to the graph. ``item`` links it to a remembered item (its scope
-        is then the item's scope)."""
+        is then the item's scope; an item merged into another links to that one)."""
         s, r, o = _check_name("subject", subject), _check_name("relation", relation), \
             _check_name("object", object)
-        scope = dict(scope or {})
         with self._journal.tx() as c:
-            if item is not None:
-                row = c.execute("SELECT user, agent, session FROM items WHERE id = ?", (item,)).fetchone()
-                if row is None:
-                    raise InvalidInputError(f"item {item} does not exist; remember it first or pass item=None")
-                scope = {k: v for k, v in zip(SCOPE_KEYS, row, strict=True) if v is not None}
-            cur = c.execute(
-                "INSERT INTO facts (subject, relation, object, item_id, user, agent, session, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (s, r, o, item, scope.get("user"), scope.get("agent"), scope.get("session"), time.time()))
-            fid = cur.lastrowid
-        assert fid is not None
-        self._add_edge(fid, s, r, o, item, scope)
+            fid, item, scope_ = self._insert(c, s, r, o, item, dict(scope or {}))
+            self._add_edge(fid, s, r, o, item, scope_)  # under the journal lock: readers see whole edges
         return Fact(s, r, o, item)
 
     def add_facts(self, facts: Iterable[Fact], scope: dict[str, str]) -> int:
-        """Add many facts for items of one scope in one transaction; returns how many."""
+        """Add many facts in one transaction; returns how many. ``scope`` applies to facts without an
+        item; a fact linked to an item always takes that item's scope (scopes are partitions)."""
         rows = []
         with self._journal.tx() as c:
             for f in facts:
                 s, r, o = _check_name("subject", f.subject), _check_name("relation", f.relation), \
                     _check_name("object", f.object)
-                cur = c.execute(
-                    "INSERT INTO facts (subject, relation, object, item_id, user, agent, session, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (s, r, o, f.item, scope.get("user"), scope.get("agent"), scope.get("session"),
-                     time.time()))
-                rows.append((cur.lastrowid, s, r, o, f.item))
-        for fid, s, r, o, item in rows:
-            self._add_edge(fid, s, r, o, item, scope)
+                rows.append((*self._insert(c, s, r, o, f.item, dict(scope)), s, r, o))
+            for fid, item, scope_, s, r, o in rows:
+                self._add_edge(fid, s, r, o, item, scope_)
         return len(rows)
+
+    def _insert(self, c: Any, s: str, r: str, o: str, item: int | None, scope: dict[str, str]
+                ) -> tuple[int, int | None, dict[str, str]]:
+        if not self._writable:
+            raise ReadOnlyError("this memory was opened read_only=True; open it without to add facts")
+        if item is None:
+            scope = validate.scope(scope)
+        else:
+            canonical = self._journal.canonical(validate.item_id(item))
+            if canonical is None:
+                raise InvalidInputError(f"item {item!r} does not exist; remember it first or pass item=None")
+            row = c.execute("SELECT user, agent, session FROM items WHERE id = ?", (canonical,)).fetchone()
+            item, scope = canonical, {k: v for k, v in zip(SCOPE_KEYS, row, strict=True) if v is not None}
+        cur = c.execute(
+            "INSERT INTO facts (subject, relation, object, item_id, user, agent, session, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (s, r, o, item, scope.get("user"), scope.get("agent"), scope.get("session"), time.time()))
+        assert cur.lastrowid is not None
+        return cur.lastrowid, item, scope
 
     def add_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Add already-journaled fact rows (id, subject, relation, object, item_id, scope) to the cache."""

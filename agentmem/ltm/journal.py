@@ -12,14 +12,15 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
-from agentmem.errors import InvalidInputError, SchemaError
+from agentmem.errors import CorruptionError, InvalidInputError, MemoryClosedError, SchemaError
 from agentmem.ltm.migrations import MIGRATIONS
 from agentmem.types import SCOPE_KEYS, Fact, Item
 
@@ -38,6 +39,8 @@ def filter_clause(filters: dict[str, Any] | None, since: float | None, until: fl
                   prefix: str = "") -> tuple[str, list[Any]]:
     """SQL ``AND``-terms for metadata equality filters and an event-time window."""
     sql, params = "", []
+    if filters is not None and not isinstance(filters, Mapping):
+        raise InvalidInputError(f"filters must be a dict of metadata key -> value, got {type(filters).__name__}")
     for key, value in (filters or {}).items():
         if not isinstance(key, str) or not _FILTER_KEY.match(key):
             raise InvalidInputError(f"filter key {key!r} must be letters, digits or '_' (at most 64)")
@@ -46,8 +49,9 @@ def filter_clause(filters: dict[str, Any] | None, since: float | None, until: fl
             continue
         if isinstance(value, bool):
             value = int(value)
-        if not isinstance(value, str | int | float):
-            raise InvalidInputError(f"filter value for {key!r} must be a string, number, bool or None")
+        if not isinstance(value, str | int | float) or (isinstance(value, int) and not -(1 << 63) <= value < 1 << 63):
+            raise InvalidInputError(f"filter value for {key!r} must be a string, number (64-bit for integers), "
+                                    "bool or None")
         sql += f" AND json_extract({prefix}metadata, '$.{key}') = ?"
         params.append(value)
     if since is not None:
@@ -84,16 +88,26 @@ class Journal:
         self.read_only = read_only
         self.lock = threading.RLock()
         self._df: dict[str, tuple[int, int]] = {}  # word -> (document frequency, max item id then)
-        uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
+        uri = f"file:{quote(str(path))}" + ("?mode=ro" if read_only else "")  # quoted: '?' and '#' are data
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                     timeout=10.0)
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        if not read_only:
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute(f"PRAGMA synchronous = {synchronous}")
-            self._migrate()
-        else:
-            self._check_version()
+        try:
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            if not read_only:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute(f"PRAGMA synchronous = {synchronous}")
+                self._migrate()
+            else:
+                self._check_version()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            if isinstance(exc, sqlite3.OperationalError):  # locked, unwritable: not damage
+                raise
+            raise CorruptionError(f"journal {path} is not a readable SQLite database ({exc}); restore it "
+                                  "from a backup (the vector cache and graph are rebuilt from it)") from exc
+        except BaseException:
+            self.conn.close()
+            raise
 
     # --- schema -------------------------------------------------------------------------------
 
@@ -126,8 +140,10 @@ class Journal:
             self.conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Close the connection; later use raises MemoryClosedError instead of sqlite3 errors."""
         with self.lock:
             self.conn.close()
+            self.conn = _ClosedConnection(self.path)  # type: ignore[assignment]
 
     # --- meta ----------------------------------------------------------------------------------
 
@@ -396,6 +412,21 @@ class Journal:
     def rebuild_fts(self) -> None:
         with self.tx() as c:
             c.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")
+
+
+class _ClosedConnection:
+    """Stands in for the connection of a closed journal."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        raise MemoryClosedError(f"memory journal {self.path} is closed; open it again with agentmem.Memory(path)")
+
+    executemany = execute
+
+    def close(self) -> None:
+        pass
 
 
 def _item(row: tuple[Any, ...]) -> Item:

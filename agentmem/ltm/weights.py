@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentmem.errors import CorruptionError, InvalidInputError, NotFoundError
+from agentmem.errors import CorruptionError, InvalidInputError, NotFoundError, ReadOnlyError
 
 if TYPE_CHECKING:
     from agentmem.ltm.journal import Journal
@@ -51,6 +51,36 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _check_state(state: object) -> dict[str, Any]:
+    """A state dict safetensors can store: str keys, numeric or bool tensors/arrays (numpy arrays are
+    converted to torch when the dict mixes both)."""
+    import numpy as np
+
+    if not isinstance(state, dict) or not state:
+        raise InvalidInputError("state must be a non-empty dict of tensors, e.g. model.state_dict()")
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise InvalidInputError(f"state keys must be strings, got {key!r}")
+        if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+            out[key] = value
+            continue
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError):
+            arr = np.asarray(None)
+        if arr.dtype.kind not in "biuf":
+            raise InvalidInputError(f"state[{key!r}] must be a torch tensor or a numeric numpy array, "
+                                    f"got {type(value).__name__}")
+        out[key] = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    if _is_torch(out) and not all(type(v).__module__.startswith("torch") for v in out.values()):
+        import torch
+
+        out = {k: v if type(v).__module__.startswith("torch") else torch.from_numpy(np.ascontiguousarray(v))
+               for k, v in out.items()}
+    return out
+
+
 def _is_torch(state: dict[str, Any]) -> bool:
     return any(type(v).__module__.startswith("torch") for v in state.values())
 
@@ -65,8 +95,9 @@ class WeightStore:
     def save(self, name: str, state: dict[str, Any], metadata: dict[str, Any] | None = None) -> int:
         """Store a state dict (torch tensors or numpy arrays) as the next version; return its number."""
         name = _check_name(name)
-        if not isinstance(state, dict) or not state:
-            raise InvalidInputError("state must be a non-empty dict of tensors, e.g. model.state_dict()")
+        if self._journal.read_only:
+            raise ReadOnlyError("this memory was opened read_only=True; open it without to save weights")
+        state = _check_state(state)
         try:
             meta_json = json.dumps(metadata or {}, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -78,7 +109,11 @@ class WeightStore:
             version = (row[0] or 0) + 1
             path = folder / f"v{version}.safetensors"
             tmp = folder / f".v{version}.safetensors.tmp"
-            self._write(tmp, state)
+            try:
+                self._write(tmp, state)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             os.replace(tmp, path)
             _fsync_dir(folder)
             c.execute("INSERT INTO weights (name, version, file, sha256, size, metadata, created_at) "
@@ -155,22 +190,34 @@ class WeightStore:
 
     def rollback(self, name: str, version: int) -> None:
         """Make ``version`` the current one (``load(name)`` returns it; later versions are kept)."""
+        if self._journal.read_only:
+            raise ReadOnlyError("this memory was opened read_only=True; open it without to roll back")
         self._row(name, version)
         with self._journal.tx() as c:
             c.execute("UPDATE weight_heads SET version = ? WHERE name = ?", (version, name))
 
-    def verify(self) -> list[str]:
-        """Problems with stored weight files (missing or sha256 mismatch)."""
+    def verify(self, quick: bool = False) -> list[str]:
+        """Problems with stored weight files: missing, wrong size, or (unless ``quick``) sha256 mismatch."""
         problems = []
         with self._journal.lock:
-            rows = self._journal.conn.execute("SELECT name, version, file, sha256 FROM weights").fetchall()
-        for name, version, file, sha in rows:
+            rows = self._journal.conn.execute("SELECT name, version, file, sha256, size FROM weights").fetchall()
+        for name, version, file, sha, size in rows:
             path = self._root / file
             if not path.exists():
                 problems.append(f"weights {name} v{version}: file {file} is missing")
-            elif _sha256(path) != sha:
-                problems.append(f"weights {name} v{version}: sha256 mismatch in {file}")
+            elif path.stat().st_size != size or (not quick and _sha256(path) != sha):
+                what = "size" if path.stat().st_size != size else "sha256"
+                problems.append(f"weights {name} v{version}: {what} mismatch in {file}")
         return problems
+
+    def strays(self) -> list[Path]:
+        """Files under the weights folder that no journal row owns: temporary files and versions whose
+        save was interrupted before its journal commit (never acknowledged, safe to delete)."""
+        if not self._root.is_dir():
+            return []
+        with self._journal.lock:
+            owned = {self._root / r[0] for r in self._journal.conn.execute("SELECT file FROM weights")}
+        return sorted(p for p in self._root.glob("*/*") if p.is_file() and p not in owned)
 
 
 def _fsync_dir(folder: Path) -> None:

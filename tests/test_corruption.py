@@ -1,0 +1,201 @@
+"""Damaged, missing, stale and foreign files: each is detected on open with a message in
+``Memory.notices`` (or a typed error), rebuilt from the journal where it can be, and never served."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import agentmem
+from agentmem import errors
+
+TEXTS = [f"note {n}: the {w} is kept in drawer {n % 7}" for n, w in
+         enumerate(["stapler", "ledger", "violin", "compass", "lantern", "teapot"] * 10)]
+
+
+def build(path: Path, texts: list[str] = TEXTS) -> dict[int, str]:
+    """A consolidated memory with items in two scopes, a forgotten item, facts and two weight versions."""
+    with agentmem.Memory(path, embedder="hash") as mem:
+        ids = mem.remember_many(texts[::2], scope={"user": "a"}) + mem.remember_many(texts[1::2], scope={"user": "b"})
+        mem.consolidate()
+        mem.graph.add_fact("drawer", "holds", "stapler", item=ids[0])
+        mem.weights.save("net", {"w": np.arange(1000, dtype=np.float32)}, metadata={"v": 1})
+        mem.weights.save("net", {"w": np.arange(1000, dtype=np.float32) * 2}, metadata={"v": 2})
+        mem.forget(ids[3])
+        kept = {i: mem.get(i).text for i in ids if i != ids[3]}
+    return kept
+
+
+def assert_whole(mem: agentmem.Memory, kept: dict[int, str]) -> None:
+    """Every item is stored, cached and found by recall; the vector cache equals the journal."""
+    assert {it.id: it.text for it in mem} == kept
+    assert sorted(mem.vector.ids().tolist()) == sorted(mem.journal.ids(tier="ltm").tolist())
+    for i, text in list(kept.items())[::5]:
+        scope = mem.get(i).scope
+        hits = mem.recall(text, k=5, scope=scope)
+        assert i in [h.id for h in hits] and all(h.scope == scope for h in hits)
+
+
+def reopen(path: Path, **kw: object) -> agentmem.Memory:
+    return agentmem.Memory(path, embedder="hash", **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage", "bitflip", "other_dim"])
+def test_unusable_vector_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "m"
+    kept = build(path)
+    npz = path / "vectors.npz"
+    data = npz.read_bytes()
+    if damage == "missing":
+        npz.unlink()
+    elif damage == "truncated":
+        npz.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        npz.write_bytes(b"\x00not a zip" * 100)
+    elif damage == "bitflip":  # still a zip file, but a member fails its CRC
+        blob = bytearray(data)
+        blob[len(blob) // 3] ^= 0xFF
+        npz.write_bytes(bytes(blob))
+    else:
+        from agentmem.ltm.vector import VectorIndex
+
+        other = VectorIndex(8)
+        other.add(np.array([1, 2]), np.eye(2, 8, dtype=np.float32), [{}, {}])
+        other.save(npz)
+    with reopen(path) as mem:
+        assert any("rebuilding it from the journal" in n for n in mem.notices), mem.notices
+        assert_whole(mem, kept)
+    with reopen(path) as mem:  # the rebuilt cache was saved: the next open is clean
+        assert mem.notices == []
+        assert_whole(mem, kept)
+
+
+def test_stale_vector_cache_is_caught_up(tmp_path: Path) -> None:
+    """An old vectors.npz (e.g. left by a crash before the last save) is brought in step: items
+    added since are added, items forgotten since are dropped, never served."""
+    path = tmp_path / "m"
+    kept = build(path)
+    old = (path / "vectors.npz").read_bytes()
+    with reopen(path) as mem:
+        gone = mem.forget(next(iter(kept)))
+        for i in gone:
+            kept.pop(i, None)
+        new = mem.remember_many(["a brand new note about the harbour", "another new note, on the kettle"],
+                                scope={"user": "a"})
+        mem.consolidate()
+        kept.update({i: mem.get(i).text for i in new})
+    (path / "vectors.npz").write_bytes(old)
+    with reopen(path) as mem:
+        assert any("behind the journal: added 2, dropped 1" in n for n in mem.notices), mem.notices
+        assert_whole(mem, kept)
+        assert not set(gone) & {h.id for h in mem.recall(TEXTS[0], k=50)}
+    with reopen(path, read_only=True) as ro:  # a reader catches up in memory too
+        assert_whole(ro, kept)
+
+
+def test_foreign_vector_cache_is_not_served(tmp_path: Path) -> None:
+    """A vectors.npz copied from another memory has the same ids but other vectors: detected, rebuilt."""
+    kept = build(tmp_path / "m")
+    build(tmp_path / "other", [t.replace("note", "memo").upper() + " extra words" for t in TEXTS])
+    shutil.copy(tmp_path / "other" / "vectors.npz", tmp_path / "m" / "vectors.npz")
+    with reopen(tmp_path / "m") as mem:
+        assert any("differ from the journal" in n for n in mem.notices), mem.notices
+        assert_whole(mem, kept)
+
+
+def test_only_the_journal_is_needed(tmp_path: Path) -> None:
+    """Deleting every derived file (vector cache, the lock, weights) loses no item or fact: the graph
+    and the vectors are rebuilt from the journal; missing weight files are reported, not hidden."""
+    path = tmp_path / "m"
+    kept = build(path)
+    for p in path.iterdir():
+        if not p.name.startswith("journal.sqlite3"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    with reopen(path) as mem:
+        assert_whole(mem, kept)
+        assert [(f.subject, f.object) for f in mem.graph.facts("drawer")] == [("drawer", "stapler")]
+        assert any("weights net v2: file" in n and "missing" in n for n in mem.notices), mem.notices
+        with pytest.raises(errors.CorruptionError, match="missing"):
+            mem.weights.load("net")
+
+
+def test_damaged_weights_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m"
+    build(path)
+    v2 = path / "weights" / "net" / "v2.safetensors"
+    blob = bytearray(v2.read_bytes())
+    blob[-8] ^= 0x01  # same size: only the sha256 tells
+    v2.write_bytes(bytes(blob))
+    with reopen(path) as mem:
+        with pytest.raises(errors.CorruptionError, match="sha256.*roll back"):
+            mem.weights.load("net")
+        assert np.array_equal(mem.weights.load("net", version=1, framework="np")["w"], np.arange(1000))
+        assert [v.version for v in mem.weights.versions("net")] == [1, 2]  # nothing dropped silently
+        mem.weights.rollback("net", 1)
+        assert mem.weights.load("net", framework="np")["w"][1] == 1
+        assert mem.weights.verify() == [mem.weights.verify()[0]] and "sha256 mismatch" in mem.weights.verify()[0]
+    v2.write_bytes(bytes(blob[:100]))  # truncated: seen on open already
+    with reopen(path) as mem:
+        assert any("net v2: size mismatch" in n for n in mem.notices), mem.notices
+
+
+def test_interrupted_writes_leave_nothing_behind(tmp_path: Path) -> None:
+    """Temporary files and a weight version whose journal row never committed are swept by the next
+    writer; a reader leaves them alone (the writer may be using them)."""
+    path = tmp_path / "m"
+    build(path)
+    leftovers = [path / "vectors.npz.tmp", path / "weights" / "net" / ".v3.safetensors.tmp",
+                 path / "weights" / "net" / "v3.safetensors"]
+    for p in leftovers:
+        p.write_bytes(b"half")
+    with reopen(path, read_only=True) as ro:
+        assert all(p.exists() for p in leftovers)
+        assert ro.weights.load("net", framework="np")["w"][1] == 2
+    with reopen(path) as mem:
+        assert not any(p.exists() for p in leftovers)
+        assert sum("interrupted write" in n for n in mem.notices) == 3, mem.notices
+        assert mem.weights.save("net", {"w": np.zeros(3, np.float32)}) == 3
+
+
+def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "m"
+    kept = build(path)
+    with sqlite3.connect(path / "journal.sqlite3") as conn:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute("PRAGMA user_version = 99")
+    for read_only in (False, True):
+        with pytest.raises(errors.SchemaError, match="schema version 99.*upgrade agentmem"):
+            reopen(path, read_only=read_only)
+    with sqlite3.connect(path / "journal.sqlite3") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 99  # no migration was attempted
+        conn.execute(f"PRAGMA user_version = {current}")
+    with reopen(path) as mem:  # the lock was released by the failed opens
+        assert_whole(mem, kept)
+
+
+def test_a_journal_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "m"
+    path.mkdir()
+    (path / "journal.sqlite3").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 40)
+    with pytest.raises(errors.CorruptionError, match="not a readable SQLite database.*backup"):
+        reopen(path)
+    with pytest.raises(errors.CorruptionError):
+        reopen(path, read_only=True)
+
+
+def test_a_damaged_fulltext_index_is_reported_and_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "m"
+    kept = build(path)
+    with reopen(path) as mem:
+        victim = next(iter(kept))
+        with mem.journal.tx() as c:  # the index forgets a row the table still has
+            c.execute("INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', ?, ?)",
+                      (victim, kept[victim]))
+        assert any("full-text" in p for p in mem.journal.integrity())
+        mem.journal.rebuild_fts()
+        assert mem.journal.integrity() == []
+        assert victim in [i for i, _ in mem.journal.lexical(kept[victim], 5, {})]
