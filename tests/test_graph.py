@@ -1,0 +1,52 @@
+"""The knowledge graph: facts, neighbours, paths, entity matching, scopes, graph-expanded recall."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import agentmem
+from agentmem import errors
+from agentmem.types import Fact
+
+
+def test_facts_neighbours_paths(hmem: agentmem.Memory) -> None:
+    g = hmem.graph
+    g.add_fact("Ana", "sister of", "Ines")
+    g.add_fact("Ines", "owns", "Bolt")
+    g.add_fact("Bolt", "is a", "greyhound")
+    assert g.facts("Ines") == [Fact("Ana", "sister of", "Ines"), Fact("Ines", "owns", "Bolt")]
+    assert g.facts("Ines", relation="owns") == [Fact("Ines", "owns", "Bolt")]
+    assert g.neighbours("Ana", depth=2) == ["Ines", "Bolt"]
+    assert g.path("Ana", "greyhound") == ["Ana", "Ines", "Bolt", "greyhound"]
+    assert g.path("Ana", "nobody") == []
+    assert g.find_entities("did ana's sister ines adopt a dog?") == ["Ines"] or \
+        set(g.find_entities("did ana's sister ines adopt a dog?")) == {"Ana", "Ines"}
+    with pytest.raises(errors.InvalidInputError):
+        g.add_fact("", "r", "o")
+    with pytest.raises(errors.InvalidInputError, match="does not exist"):
+        g.add_fact("a", "r", "o", item=12345)
+
+
+def test_graph_survives_reopen_and_respects_scope(tmp_path: Path) -> None:
+    with agentmem.Memory(tmp_path / "m", embedder="hash") as mem:
+        i = mem.remember("Bolt only runs towards the fridge", scope={"user": "u1"})
+        mem.graph.add_fact("Bolt", "runs towards", "fridge", item=i)
+        mem.graph.add_fact("Bolt", "owned by", "someone else", scope={"user": "u2"})
+    with agentmem.Memory(tmp_path / "m") as mem:
+        assert mem.graph.facts("Bolt", scope={"user": "u1"}) == [Fact("Bolt", "runs towards", "fridge", i)]
+        assert mem.graph.neighbours("Bolt", scope={"user": "u2"}) == ["someone else"]
+        assert mem.graph.path("fridge", "someone else", scope={"user": "u1"}) == []
+
+
+def test_graph_expanded_recall_reaches_linked_items(hmem: agentmem.Memory) -> None:
+    # the item never mentions Ines: only the graph links it to her
+    pet = hmem.remember("The greyhound sleeps all afternoon")
+    for n in range(30):
+        hmem.remember(f"unrelated filler sentence number {n}")
+    hmem.consolidate()
+    hmem.graph.add_fact("Ines", "adopted", "greyhound", item=pet)
+    hits = hmem.recall("what does Ines do?", k=10)
+    graph_hits = [h for h in hits if h.id == pet]
+    assert graph_hits and graph_hits[0].source == "graph"

@@ -1,0 +1,39 @@
+"""The SQLite journal: migrations, schema versions, lexical search and its budget."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import agentmem
+from agentmem import errors
+from agentmem.ltm.journal import Journal, fts_query, query_words
+from agentmem.ltm.migrations import MIGRATIONS
+
+
+def test_migrations_and_newer_schema(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite3")
+    assert j.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert j.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    j.close()
+    c = sqlite3.connect(tmp_path / "j.sqlite3")
+    c.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    c.close()
+    with pytest.raises(errors.SchemaError, match="upgrade agentmem-toolkit"):
+        Journal(tmp_path / "j.sqlite3")
+
+
+def test_fts_query_is_quoted() -> None:
+    assert fts_query(query_words('x" OR 1=1 -- NEAR(a b)')) == '"x" OR "or" OR "1" OR "near" OR "a" OR "b"'
+    assert fts_query(query_words("?!")) is None
+
+
+def test_lexical_budget_keeps_rare_words(hmem: agentmem.Memory) -> None:
+    ids = hmem.remember_many([f"common word filler {n}" for n in range(300)] + ["common zebra"])
+    full = hmem.journal.lexical("common zebra", 5, {})
+    budgeted = hmem.journal.lexical("common zebra", 5, {}, budget=10)  # "common" has 301 postings
+    assert full[0][0] == budgeted[0][0] == ids[-1]
+    assert [i for i, _ in budgeted] == [ids[-1]]
+    assert hmem.journal.doc_freq("common") == 301 and hmem.journal.doc_freq("zebra") == 1
