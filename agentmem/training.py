@@ -1,0 +1,310 @@
+"""Helpers for model and task plugins: run options, data lookup, a feature memory, and a training
+loop with early stopping that records gradient statistics and activations in short-term memory.
+
+A task plugin (see ``register_tasks`` in :mod:`agentmem.hookspecs`) typically does::
+
+    opts = RunOptions(epochs=10)
+    mem = feature_memory(path, dim=model.feature_dim)        # weights + example embeddings live here
+    result = fit(model, train_batches, loss_fn, validate, opts, memory=mem, name="classification-cnn")
+    version = save_checkpoint(mem, "classification-cnn-digits", model, {"accuracy": 0.98, ...})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agentmem.embedders import Embedder
+from agentmem.errors import InvalidInputError, NotFoundError
+from agentmem.hookspecs import Register, hookimpl
+
+if TYPE_CHECKING:
+    import torch
+
+    from agentmem.memory import Memory
+
+
+@dataclass
+class RunOptions:
+    """What ``agentmem run`` passes to a task. ``None`` means "the task's default"."""
+
+    epochs: int | None = None  # maximum epochs (early stopping may end sooner)
+    quick: bool = False  # tiny data and model: a smoke run in seconds (tests, first try)
+    memory: bool = False  # also run the memory-augmented mode and report both
+    compress: bool = False  # PEFT (LoRA), pruning and dynamic quantization, each measured
+    seed: int = 0
+    batch_size: int | None = None
+    lr: float | None = None
+    patience: int | None = None  # epochs without validation improvement before stopping
+    progress: bool = True
+    tensorboard: str | None = None  # directory for TensorBoard event files (needs `tensorboard`)
+    threads: int | None = None  # torch CPU threads
+    extra: dict[str, Any] = field(default_factory=dict)  # task-specific knobs
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- data and memory ----------------------------------------------------------------------------
+
+
+def data_roots() -> list[Path]:
+    """Where shared data sets are looked for: ``$AGENTMEM_DATA``, then ``../shared/data`` beside the
+    working directory and beside the source checkout."""
+    roots = []
+    if os.environ.get("AGENTMEM_DATA"):
+        roots.append(Path(os.environ["AGENTMEM_DATA"]))
+    roots.append(Path.cwd().parent / "shared" / "data")
+    roots.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    return roots
+
+
+def find_data(relative: str, what: str) -> Path:
+    """The first existing ``<root>/<relative>`` of :func:`data_roots`, or a NotFoundError naming them."""
+    for root in data_roots():
+        if (root / relative).exists():
+            return root / relative
+    tried = ", ".join(str(r / relative) for r in data_roots())
+    raise NotFoundError(f"{what} not found (tried {tried}); set AGENTMEM_DATA to the folder holding "
+                        f"{relative.split('/')[0]}/")
+
+
+class FeatureEmbedder(Embedder):
+    """The embedder of a memory that stores model features: it has a dimension but cannot embed text,
+    so every write and query passes ``embeddings=`` / ``embedding=`` computed by the model."""
+
+    def __init__(self, dim: int) -> None:
+        self.name = f"features-{dim}"
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed_batch(self, texts: Any) -> np.ndarray:
+        raise InvalidInputError(f"memory embedder {self.name!r} holds model features and cannot embed text; "
+                                "pass embeddings=... (remember) or embedding=... (recall)")
+
+
+class _FeaturePlugin:
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    @hookimpl
+    def register_embedders(self, register: Register) -> None:
+        register(f"features-{self.dim}", lambda: FeatureEmbedder(self.dim))
+
+
+def feature_embedder(dim: int) -> str:
+    """Register (once) the embedder ``features-<dim>`` and return its name."""
+    from agentmem.plugins import load_plugins, register_plugin
+
+    if dim < 1:
+        raise InvalidInputError(f"feature dimension must be >= 1, got {dim}")
+    name = f"features-{dim}"
+    if load_plugins().get_plugin(f"agentmem.features.{dim}") is None:
+        register_plugin(_FeaturePlugin(dim), name=f"agentmem.features.{dim}")
+    return name
+
+
+def feature_memory(path: str | Path, dim: int, **options: Any) -> Memory:
+    """Open a memory whose vectors are ``dim``-dimensional model features (exact search, no dedup:
+    every training example is kept)."""
+    from agentmem.memory import Memory
+
+    options = {"dedup": False, "ann_threshold": 10**8, "stm_items": 4096, **options}
+    return Memory(path, embedder=feature_embedder(dim), **options)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32), zero rows nudged so they still have a direction."""
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    out = x / np.maximum(n, 1e-12)
+    out[n[..., 0] < 1e-12] = 1.0 / math.sqrt(x.shape[-1])
+    return out
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def autocast(device: Any) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision (bfloat16) on CUDA; a no-op elsewhere."""
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def grad_stats(model: torch.nn.Module) -> dict[str, float]:
+    """L2 norm of the gradient of each top-level child module (after ``backward``)."""
+    out: dict[str, float] = {}
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            top = name.split(".")[0]
+            out[top] = out.get(top, 0.0) + float(p.grad.detach().float().pow(2).sum())
+    return {k: math.sqrt(v) for k, v in out.items()}
+
+
+@dataclass
+class FitResult:
+    best: float  # best validation score (higher is better)
+    epochs: int  # epochs run
+    train_s: float
+    history: list[dict[str, float]]
+
+
+class StmRecorder:
+    """Writes one STM item per epoch (loss, validation score, gradient norms as metadata) with the
+    activations of a probe batch attached as tensors on the device. ``probe()`` returns
+    ``(activations, embedding)`` for the current model."""
+
+    def __init__(self, memory: Memory | None, name: str, probe: Callable[[], tuple[dict[str, Any], Any]]
+                 ) -> None:
+        self.memory, self.name, self.probe = memory, name, probe
+        self.ids: list[int] = []
+
+    def record(self, kind: str, step: int, metrics: dict[str, float]) -> int | None:
+        if self.memory is None:
+            return None
+        acts, emb = self.probe()
+        text = f"{self.name} {kind} {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        meta = {"kind": kind, "step": step, "run": self.name, **{k: float(v) for k, v in metrics.items()}}
+        i = self.memory.remember(text, meta, {"agent": self.name}, embedding=unit(np.asarray(emb)),
+                                 activations=acts)
+        self.ids.append(i)
+        return i
+
+
+def fit(model: torch.nn.Module, train_batches: Callable[[int], Iterable[Any]],
+        loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor], validate: Callable[[], float],
+        opts: RunOptions, *, epochs: int, lr: float, recorder: StmRecorder | None = None,
+        weight_decay: float = 0.0, clip: float = 1.0, warmup_steps: int = 0, patience: int = 3,
+        params: Iterable[torch.nn.Parameter] | None = None, desc: str = "train") -> FitResult:
+    """Train with AdamW (linear warm-up, cosine decay), validate after every epoch (higher is
+    better), stop after ``opts.patience`` (else ``patience``) epochs without improvement, and restore
+    the best weights.
+
+    ``train_batches(epoch)`` yields batches; ``loss_fn(model, batch)`` returns a scalar loss.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    trainable = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    optim = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    writer = _tensorboard(opts.tensorboard, desc)
+    best, best_state, bad, history, step = -math.inf, None, 0, [], 0
+    total_steps: int | None = None
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        losses: list[float] = []
+        grads: dict[str, float] = {}
+        batches = list(train_batches(epoch))
+        total_steps = total_steps or len(batches) * epochs
+        warmup_steps = min(warmup_steps, total_steps // 5)
+        for batch in tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not opts.progress):
+            for g in optim.param_groups:
+                g["lr"] = lr * _schedule(step, warmup_steps, total_steps)
+            loss = loss_fn(model, batch)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, clip)
+            optim.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            if step % 50 == 1:
+                grads = grad_stats(model)
+        model.eval()
+        score = float(validate())
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val": score,
+               **{f"grad/{k}": v for k, v in grads.items()}}
+        history.append(row)
+        if writer is not None:
+            for k, v in row.items():
+                writer.add_scalar(k, v, epoch + 1)
+        if recorder is not None:
+            recorder.record("epoch", epoch + 1, {k: v for k, v in row.items() if k != "epoch"})
+        if opts.progress:
+            print(f"{desc} epoch {epoch + 1}: loss {row['loss']:.4f} val {score:.4f}", flush=True)
+        if score > best:
+            best, bad = score, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if bad >= (opts.patience or patience):
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    if writer is not None:
+        writer.close()
+    return FitResult(best, len(history), time.perf_counter() - start, history)
+
+
+def _schedule(step: int, warmup: int, total: int) -> float:
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _tensorboard(logdir: str | None, name: str) -> Any:
+    if not logdir:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise InvalidInputError("--tensorboard needs the `tensorboard` package: pip install tensorboard") from exc
+    return SummaryWriter(str(Path(logdir) / name))
+
+
+def batches(n: int, size: int, *, shuffle: bool, seed: int = 0) -> Iterator[np.ndarray]:
+    """Index batches over ``range(n)``; shuffled with ``seed`` when asked."""
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    for i in range(0, n, size):
+        yield order[i:i + size]
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def save_checkpoint(memory: Memory, name: str, model: torch.nn.Module, metadata: dict[str, Any]) -> int:
+    """Save ``model.state_dict()`` as the next version of ``name`` in the weight memory. Tied tensors
+    (e.g. a shared embedding and output layer) are stored once per name: safetensors refuses aliases."""
+    seen: set[int] = set()
+    state = {}
+    for k, v in model.state_dict().items():
+        ptr = v.data_ptr()
+        state[k] = v.clone() if ptr in seen else v
+        seen.add(ptr)
+    return memory.weights.save(name, state, metadata=metadata)
+
+
+def load_checkpoint(memory: Memory, name: str,
+                    version: int | None = None) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """``(state_dict, metadata, version)`` of a checkpoint (the current version by default)."""
+    state = memory.weights.load(name, version)
+    versions = {v.version: v for v in memory.weights.versions(name)}
+    chosen = version if version is not None else next(v.version for v in versions.values() if v.current)
+    return state, versions[chosen].metadata, chosen
