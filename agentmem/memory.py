@@ -122,13 +122,15 @@ class Memory:
             try:
                 index = cls.load(file, self.dim, **self._vector_options())
             except (ValueError, OSError, RuntimeError) as exc:
-                self._notice(f"vector cache {file.name} is unreadable ({exc}); rebuilding it from the journal")
+                why = "not a vector cache archive" if "pickle" in str(exc) else str(exc)  # numpy's hint misleads
+                self._notice(f"vector cache {file.name} is unreadable ({why}); rebuilding it from the journal")
         elif self.journal.counts()["ltm"]:
             self._notice(f"vector cache {file.name} is missing; rebuilding it from the journal")
         if index is not None and not self._cache_matches(index):
             self._notice(f"vector cache {file.name} holds vectors that differ from the journal (copied from "
                          "another memory?); rebuilding it from the journal")
             index = None
+        rebuilt = index is None
         if index is None:
             index = cls(self.dim, **self._vector_options())
         journal_ids = self.journal.ids(tier="ltm")
@@ -140,9 +142,9 @@ class Memory:
         if len(missing):
             ids, vecs, scopes = self.journal.vectors(missing.tolist())
             index.add(ids, vecs, scopes)
-        if (len(stale) or len(missing)) and file.exists():
+        if (len(stale) or len(missing)) and not rebuilt:
             self._notice(f"vector cache was behind the journal: added {len(missing)}, dropped {len(stale)}")
-        self._unsaved = len(stale) + len(missing)
+        self._unsaved = len(stale) + len(missing) + int(rebuilt and file.exists())  # > 0: close saves it
         return index
 
     def _cache_matches(self, index: VectorIndex, sample: int = 64) -> bool:

@@ -199,3 +199,87 @@ def test_a_damaged_fulltext_index_is_reported_and_rebuilt(tmp_path: Path) -> Non
         mem.journal.rebuild_fts()
         assert mem.journal.integrity() == []
         assert victim in [i for i, _ in mem.journal.lexical(kept[victim], 5, {})]
+
+
+# --- agentmem doctor ----------------------------------------------------------------------------
+
+
+def doctor(*args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    import json
+
+    from click.testing import CliRunner
+
+    from agentmem.cli import _load_plugin_commands, cli
+
+    _load_plugin_commands()
+    result = CliRunner().invoke(cli, ["doctor", *args, "--json"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def test_doctor_finds_and_repairs_what_the_journal_can_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "m"
+    kept = build(path)
+    code, report = doctor(str(path))
+    assert code == 0 and report["ok"], report
+    assert {c["name"] for c in report["checks"]} == {"journal", "full-text index", "vector cache", "graph",
+                                                     "weights", "leftovers", "write lock"}
+    # damage everything that can be damaged
+    (path / "vectors.npz").write_bytes(b"garbage")
+    (path / "vectors.npz.tmp").write_bytes(b"half")
+    (path / "weights" / "net" / "v3.safetensors").write_bytes(b"never committed")
+    v2 = path / "weights" / "net" / "v2.safetensors"
+    blob = bytearray(v2.read_bytes())
+    blob[-4] ^= 0x10
+    v2.write_bytes(bytes(blob))
+    victim = next(iter(kept))
+    with sqlite3.connect(path / "journal.sqlite3") as conn:
+        conn.execute("INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', ?, ?)", (victim, kept[victim]))
+        conn.execute("INSERT INTO items_fts (rowid, text) VALUES (99999, 'a ghost of a deleted item')")
+    code, report = doctor(str(path))
+    failed = {c["name"]: c for c in report["checks"] if not c["ok"]}
+    assert code == 1 and set(failed) == {"full-text index", "vector cache", "weights", "leftovers"}, report
+    assert "sha256 mismatch" in failed["weights"]["detail"] and "rollback" in failed["weights"]["detail"]
+    assert all(failed[n]["fixable"] for n in ("full-text index", "vector cache", "leftovers"))
+    assert (path / "vectors.npz.tmp").exists()  # checking changed nothing
+
+    code, report = doctor(str(path), "--repair")
+    status = {c["name"]: c for c in report["checks"]}
+    assert code == 1  # the damaged weights remain: they cannot be rebuilt
+    assert [n for n, c in status.items() if not c["ok"]] == ["weights"]
+    assert all(status[n]["repaired"] for n in ("full-text index", "vector cache", "leftovers"))
+    assert any("interrupted write" in n for n in report["notices"])
+    with reopen(path) as mem:
+        assert mem.notices == []
+        assert_whole(mem, kept)
+        assert victim in [i for i, _ in mem.journal.lexical(kept[victim], 5, {})]
+        assert mem.journal.lexical("ghost", 5, {}) == []
+        mem.weights.rollback("net", 1)
+    code, report = doctor(str(path))
+    assert code == 1  # v2 is still damaged, and says so, though the current version is intact
+
+
+def test_doctor_beside_a_writer_and_on_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "m"
+    build(path)
+    with reopen(path) as writer:
+        writer.remember("written while the doctor looks")
+        code, report = doctor(str(path))
+        assert code == 0
+        lock = next(c for c in report["checks"] if c["name"] == "write lock")
+        assert "held by pid" in lock["detail"]
+        from click.testing import CliRunner
+
+        from agentmem.cli import cli
+
+        result = CliRunner().invoke(cli, ["doctor", str(path), "--repair", "--lock-timeout", "0.2"])
+        assert result.exit_code == 0  # nothing to repair: no lock needed
+        (path / "vectors.npz.tmp").write_bytes(b"half")
+        result = CliRunner().invoke(cli, ["doctor", str(path), "--repair", "--lock-timeout", "0.2"])
+        assert result.exit_code == 1 and "open for writing by pid" in result.stderr
+    with sqlite3.connect(path / "journal.sqlite3") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    code, report = doctor(str(path), "--repair")
+    assert code == 1 and "newer than this agentmem" in report["checks"][0]["detail"]
+    code, report = doctor(str(tmp_path / "nowhere"))
+    assert code == 1 and "holds no memory" in report["checks"][0]["detail"]

@@ -15,6 +15,9 @@ def register_commands(cli: click.Group) -> None:
     from agentmem.bench import bench, throughput  # noqa: F401  (registers `bench throughput`)
 
     cli.add_command(bench)
+    from agentmem.doctor import doctor
+
+    cli.add_command(doctor)
     from agentmem.runner import run
 
     cli.add_command(run)

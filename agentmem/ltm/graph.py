@@ -6,10 +6,11 @@ half-written. Edges carry the fact id, the linked item and the scope; every quer
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentmem import validate
 from agentmem.errors import InvalidInputError, ReadOnlyError
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     from agentmem.ltm.journal import Journal
 
+F = TypeVar("F", bound=Callable[..., Any])
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_NAME = 512
 
@@ -36,6 +38,18 @@ def _in_scope(edge_scope: dict[str, str], scope: dict[str, str]) -> bool:
     return all(edge_scope.get(k) == v for k, v in scope.items())
 
 
+def _locked(method: F) -> F:
+    """Run a method under the journal's lock, which writers hold while they change the graph: a walk
+    over edges never sees a dict change size under it."""
+
+    @functools.wraps(method)
+    def run(self: KnowledgeGraph, *args: Any, **kwargs: Any) -> Any:
+        with self._journal.lock:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
 class KnowledgeGraph:
     """Entities and relations, linked to the items they were learned from."""
 
@@ -49,6 +63,7 @@ class KnowledgeGraph:
         self._max_words = 1
         self.rebuild()
 
+    @_locked
     def rebuild(self) -> None:
         """Reload the graph from the journal."""
         self.g.clear()
@@ -109,6 +124,7 @@ class KnowledgeGraph:
         assert cur.lastrowid is not None
         return cur.lastrowid, item, scope
 
+    @_locked
     def add_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Add already-journaled fact rows (id, subject, relation, object, item_id, scope) to the cache."""
         for fid, s, r, o, item, scope in rows:
@@ -119,6 +135,7 @@ class KnowledgeGraph:
             if _in_scope(data["scope"], scope):
                 yield s, o, key, data
 
+    @_locked
     def facts(self, entity: str | None = None, relation: str | None = None,
               scope: dict[str, str] | None = None) -> list[Fact]:
         """Facts whose subject or object is ``entity`` (all facts when None), optionally of one relation."""
@@ -140,6 +157,7 @@ class KnowledgeGraph:
             result.append((key, Fact(s, data["relation"], o, data["item"])))
         return [f for _, f in sorted(result, key=lambda x: x[0])]
 
+    @_locked
     def neighbours(self, entity: str, depth: int = 1, scope: dict[str, str] | None = None) -> list[str]:
         """Entities within ``depth`` hops (either direction), nearest first."""
         scope = scope or {}
@@ -159,6 +177,7 @@ class KnowledgeGraph:
             frontier = nxt
         return order
 
+    @_locked
     def path(self, source: str, target: str, scope: dict[str, str] | None = None) -> list[str]:
         """Shortest path of entities between two entities (ignoring direction); [] when none."""
         import networkx as nx
@@ -172,6 +191,7 @@ class KnowledgeGraph:
         except nx.NetworkXNoPath:
             return []
 
+    @_locked
     def find_entities(self, text: str) -> list[str]:
         """Known entity names mentioned in ``text`` (case-insensitive, whole words)."""
         words = [w.lower() for w in _WORD.findall(text)]
@@ -183,6 +203,7 @@ class KnowledgeGraph:
                     found.extend(sorted(names - set(found)))
         return found
 
+    @_locked
     def items_for(self, entities: list[str], scope: dict[str, str], hops: int = 1) -> list[int]:
         """Items linked to facts touching ``entities`` or their neighbours within ``hops``; nearer first."""
         ranked: list[int] = []
@@ -201,6 +222,7 @@ class KnowledgeGraph:
                         ranked.append(item)
         return ranked
 
+    @_locked
     def remove_items(self, ids: Iterable[int]) -> None:
         """Drop edges linked to forgotten items (the journal rows are deleted by the caller)."""
         gone = set(ids)
@@ -217,11 +239,13 @@ class KnowledgeGraph:
                 if not names:
                     del self._by_lower[node.lower()]
 
+    @_locked
     def relink(self, old: int, new: int) -> None:
         """Point edges of a merged item at the item it was merged into."""
         for _, _, _, d in self.g.edges(keys=True, data=True):
             if d["item"] == old:
                 d["item"] = new
 
+    @_locked
     def stats(self) -> dict[str, int]:
         return {"entities": self.g.number_of_nodes(), "facts": self.g.number_of_edges()}

@@ -1,0 +1,200 @@
+"""``agentmem doctor PATH [--repair] [--json]``: check a memory directory, and rebuild what can be rebuilt.
+
+Checking opens the memory read-only (no lock; safe beside a running writer) and reports on each
+store: the journal (SQLite's integrity check, schema version), the full-text index, the vector
+cache, the graph, the weight files (sha256 of every version), leftovers of interrupted writes, and
+the write lock. ``--repair`` takes the write lock (bounded wait) and rebuilds from the journal: the
+vector cache, the full-text index, facts or merge records that point at missing items, leftovers.
+The journal itself and damaged weight files cannot be rebuilt; the report says what to do instead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agentmem.errors import CorruptionError, MemoryPathError, SchemaError
+
+
+@dataclass
+class Check:
+    """One finding. ``fixable``: ``--repair`` can rebuild it from the journal."""
+
+    name: str
+    ok: bool
+    detail: str
+    fixable: bool = False
+    repaired: bool = False
+
+
+@dataclass
+class Report:
+    path: str
+    checks: list[Check] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # what a repairing open said it did
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "checks": [asdict(c) for c in self.checks],
+                "notices": self.notices}
+
+
+def diagnose(path: str | Path) -> Report:
+    """Check every store of the memory at ``path`` without changing anything."""
+    from agentmem.memory import Memory
+
+    report = Report(str(path))
+    try:
+        mem = Memory(path, read_only=True)
+    except MemoryPathError as exc:
+        report.checks.append(Check("journal", False, str(exc)))
+        return report
+    except (SchemaError, CorruptionError) as exc:
+        report.checks.append(Check("journal", False, str(exc)))
+        _check_lock(Path(path), report)
+        return report
+    with mem:
+        problems = mem.journal.integrity()
+        _check_journal(mem, [p for p in problems if not p.startswith("full-text")], report)
+        fts = [p for p in problems if p.startswith("full-text")]
+        report.checks.append(Check("full-text index", not fts, "; ".join(fts) or "every item indexed once",
+                                   fixable=bool(fts)))
+        _check_vectors(mem, report)
+        _check_graph(mem, report)
+        _check_weights(mem, report)
+        _check_leftovers(mem, report)
+    _check_lock(Path(path), report)
+    return report
+
+
+def _check_journal(mem: Any, problems: list[str], report: Report) -> None:
+    c = mem.journal.counts()
+    version = mem.journal.conn.execute("PRAGMA user_version").fetchone()[0]
+    detail = (f"schema v{version}, {c['items']} items ({c['stm']} short-term, {c['ltm']} long-term), "
+              f"{c['facts']} facts, {c['weight_versions']} weight versions, embedder {mem.embedder_name} "
+              f"({mem.dim} dims)")
+    if problems:
+        detail = ("SQLite integrity check failed: " + "; ".join(problems[:5]) + ". The journal is the source "
+                  "of truth and cannot be rebuilt: restore it from a backup, or try `sqlite3 journal.sqlite3 "
+                  "'.recover'` into a new file")
+    report.checks.append(Check("journal", not problems, detail))
+
+
+def _check_vectors(mem: Any, report: Report) -> None:
+    # a read-only open loads the cache and catches it up in memory; what it had to do is the finding
+    found = [n for n in mem.notices if n.startswith("vector cache")]
+    detail = "; ".join(found) if found else f"{len(mem.vector)} vectors, in step with the journal"
+    report.checks.append(Check("vector cache", not found, detail, fixable=bool(found)))
+
+
+def _check_graph(mem: Any, report: Report) -> None:
+    conn = mem.journal.conn
+    facts = conn.execute("SELECT COUNT(*) FROM facts").fetchone()[0]
+    dangling = conn.execute("SELECT COUNT(*) FROM facts WHERE item_id IS NOT NULL AND item_id NOT IN "
+                            "(SELECT id FROM items)").fetchone()[0]
+    orphans = conn.execute("SELECT COUNT(*) FROM merges WHERE canonical_id NOT IN (SELECT id FROM items)"
+                           ).fetchone()[0]
+    edges = mem.graph.stats()["facts"]
+    problems = []
+    if dangling:
+        problems.append(f"{dangling} fact(s) point at items that no longer exist")
+    if orphans:
+        problems.append(f"{orphans} merge record(s) point at items that no longer exist")
+    if edges != facts:
+        problems.append(f"the graph holds {edges} edges for {facts} journaled facts")
+    detail = "; ".join(problems) or f"{facts} facts, {mem.graph.stats()['entities']} entities (rebuilt on open)"
+    report.checks.append(Check("graph", not problems, detail, fixable=bool(dangling or orphans)))
+
+
+def _check_weights(mem: Any, report: Report) -> None:
+    problems = mem.weights.verify()
+    detail = ("; ".join(problems) + ". Damaged versions cannot be rebuilt: restore the files from a backup or "
+              "`memory.weights.rollback(name, version)` to an intact one") if problems else \
+        f"{mem.journal.counts()['weight_versions']} versions, every sha256 matches"
+    report.checks.append(Check("weights", not problems, detail))
+
+
+def _check_leftovers(mem: Any, report: Report) -> None:
+    from agentmem.memory import VECTOR_FILE
+
+    stray = [p for p in [mem.path / (VECTOR_FILE + ".tmp"), *mem.weights.strays()] if p.exists()]
+    names = ", ".join(str(p.relative_to(mem.path)) for p in stray)
+    detail = f"left by interrupted writes (never acknowledged): {names}" if stray else "none"
+    report.checks.append(Check("leftovers", not stray, detail, fixable=bool(stray)))
+
+
+def _check_lock(path: Path, report: Report) -> None:
+    lock = path / "LOCK"
+    if not lock.exists():
+        report.checks.append(Check("write lock", True, "free"))
+        return
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            detail = "free"
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            detail = f"held by {holder} (a writer is open; --repair waits for it)"
+    finally:
+        os.close(fd)
+    report.checks.append(Check("write lock", True, detail))
+
+
+def repair(path: str | Path, lock_timeout: float = 10.0) -> Report:
+    """Diagnose, rebuild every fixable store from the journal under the write lock, diagnose again.
+    Raises MemoryLockedError when a writer keeps the lock past ``lock_timeout``."""
+    from agentmem.memory import Memory
+
+    before = diagnose(path)
+    broken = {c.name for c in before.checks if not c.ok}
+    if not broken or "journal" in broken:
+        return before
+    with Memory(path, lock_timeout=lock_timeout) as mem:  # opening sweeps leftovers, catches the cache up
+        notices = list(mem.notices)
+        if "full-text index" in broken:
+            mem.journal.rebuild_fts()
+        if "graph" in broken:
+            with mem.journal.tx() as c:
+                c.execute("DELETE FROM facts WHERE item_id IS NOT NULL AND item_id NOT IN (SELECT id FROM items)")
+                c.execute("DELETE FROM merges WHERE canonical_id NOT IN (SELECT id FROM items)")
+            mem.graph.rebuild()
+        mem.save_index()
+    after = diagnose(path)
+    after.notices = notices
+    for check in after.checks:
+        check.repaired = check.ok and check.name in broken
+    return after
+
+
+@click.command()
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--repair", "fix", is_flag=True, help="rebuild what can be rebuilt from the journal")
+@click.option("--lock-timeout", default=10.0, show_default=True, help="seconds to wait for a writer (--repair)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def doctor(path: Path, fix: bool, lock_timeout: float, as_json: bool) -> None:
+    """Check the memory directory PATH; exit status 1 when a problem remains."""
+    logging.getLogger("agentmem").setLevel(logging.ERROR)  # what opening notices is in the report
+    report = repair(path, lock_timeout) if fix else diagnose(path)  # errors: one line, exit 1 (cli.Group)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        for notice in report.notices:
+            click.echo(f"notice: {notice}")
+        for c in report.checks:
+            status = "fixed" if c.repaired else "ok" if c.ok else "FAIL"
+            hint = " (agentmem doctor --repair rebuilds it)" if not c.ok and c.fixable and not fix else ""
+            click.echo(f"{status:<6} {c.name:<16} {c.detail}{hint}")
+    sys.exit(0 if report.ok else 1)
