@@ -7,9 +7,9 @@ Everything works on a copy; the caller's model is left as it was.
 from __future__ import annotations
 
 import copy
-import io
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -98,35 +98,29 @@ def count(model: torch.nn.Module, trainable: bool = False) -> int:
 
 
 def state_bytes(state: dict[str, Any]) -> int:
-    """Bytes of the tensors of a state dict (packed int8 weights of quantized layers included)."""
-    total = 0
-    for v in state.values():
-        if hasattr(v, "element_size"):
-            total += v.element_size() * v.nelement()
-        elif isinstance(v, tuple | list):
-            total += state_bytes(dict(enumerate(v)))
-    return total
+    """Bytes of the tensors of a state dict, each stored tensor counted once (tied weights share
+    storage); packed int8 weights of quantized layers are unpacked to their tensors and counted."""
+    seen: set[int] = set()
+
+    def size(value: Any) -> int:
+        if hasattr(value, "__getstate__") and type(value).__name__ == "ScriptObject":
+            return size(value.__getstate__())  # packed quantized parameters
+        if isinstance(value, tuple | list):
+            return sum(size(v) for v in value)
+        if hasattr(value, "element_size") and hasattr(value, "nelement"):
+            if not value.is_quantized:  # unpacked quantized tensors are fresh objects each time
+                if value.data_ptr() in seen:
+                    return 0
+                seen.add(value.data_ptr())
+            return int(value.element_size() * value.nelement())
+        return 0
+
+    return sum(size(v) for v in state.values())
 
 
 def model_bytes(model: torch.nn.Module) -> int:
-    """Size of the model's weights in bytes, quantized layers counted at their packed size."""
-    import torch
-
-    total = 0
-    for module in model.modules():
-        if hasattr(module, "_packed_params") and hasattr(module, "weight") and callable(module.weight):
-            w = module.weight()
-            total += w.nelement() * w.element_size()
-            b = module.bias() if callable(getattr(module, "bias", None)) else None
-            total += 0 if b is None else b.nelement() * b.element_size()
-        elif type(module).__module__.startswith("torch.ao.nn.quantized"):
-            buf = io.BytesIO()
-            torch.save(module.state_dict(), buf)  # writing only; nothing is ever loaded back
-            total += buf.tell()
-        else:
-            total += sum(p.nelement() * p.element_size() for p in module.parameters(recurse=False))
-            total += sum(b.nelement() * b.element_size() for b in module.buffers(recurse=False))
-    return total
+    """Size of the model's weights in bytes (quantized layers at their packed int8 size)."""
+    return state_bytes(model.state_dict())
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -163,7 +157,9 @@ def quantize(model: torch.nn.Module) -> torch.nn.Module:
     from torch import nn
 
     cpu = copy.deepcopy(model).cpu().eval()
-    return torch.ao.quantization.quantize_dynamic(cpu, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
+    with warnings.catch_warnings():  # eager-mode quantization is deprecated upstream but still supported
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(cpu, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
 
 
 def latency_ms(fn: Callable[[], Any], repeats: int = 7) -> float:

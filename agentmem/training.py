@@ -219,7 +219,8 @@ def fit(model: torch.nn.Module, train_batches: Callable[[int], Iterable[Any]],
     for epoch in range(epochs):
         model.train()
         losses: list[float] = []
-        grads: dict[str, float] = {}
+        grads: dict[str, float] = {}  # mean gradient norm per top-level module
+        samples = 0
         batches = list(train_batches(epoch))
         total_steps = total_steps or len(batches) * epochs
         warmup_steps = min(warmup_steps, total_steps // 5)
@@ -229,16 +230,18 @@ def fit(model: torch.nn.Module, train_batches: Callable[[int], Iterable[Any]],
             loss = loss_fn(model, batch)
             optim.zero_grad(set_to_none=True)
             loss.backward()
+            if len(losses) % 10 == 0:  # gradient statistics (before clipping) every 10th step
+                samples += 1
+                for k, v in grad_stats(model).items():
+                    grads[k] = grads.get(k, 0.0) + v
             torch.nn.utils.clip_grad_norm_(trainable, clip)
             optim.step()
             losses.append(float(loss.detach()))
             step += 1
-            if step % 50 == 1:
-                grads = grad_stats(model)
         model.eval()
         score = float(validate())
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val": score,
-               **{f"grad/{k}": v for k, v in grads.items()}}
+               **{f"grad/{k}": v / max(samples, 1) for k, v in grads.items()}}
         history.append(row)
         if writer is not None:
             for k, v in row.items():

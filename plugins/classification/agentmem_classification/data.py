@@ -72,7 +72,8 @@ def fashion_mnist(quick: bool = False, seed: int = 0) -> ImageData:
 
 
 def digits(quick: bool = False, seed: int = 0) -> ImageData:
-    """scikit-learn's 1,797 8x8 digits: 25 % test, 10 % of the rest for validation (seeded)."""
+    """scikit-learn's 1,797 8x8 digits: 25 % test, 10 % of the rest for validation (seeded);
+    ``quick`` trains on 600 of the remaining images."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -82,4 +83,6 @@ def digits(quick: bool = False, seed: int = 0) -> ImageData:
     n_test = len(x) // 4
     test, rest = order[:n_test], order[n_test:]
     train, val = _split(x[rest], y[rest], len(rest) // 10, seed + 1)
+    if quick:
+        train = (train[0][:600], train[1][:600])
     return ImageData("digits", [str(d) for d in range(10)], train, val, (x[test], y[test]))

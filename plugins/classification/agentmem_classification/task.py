@@ -162,7 +162,7 @@ class ClassificationTask:
     def _fit(self, net: torch.nn.Module, data: ImageData, opts: RunOptions, model: str,
              recorder: StmRecorder) -> Any:
         epochs, lr = RECIPES.get(model, (20, 1e-3))
-        epochs = opts.epochs or (4 if opts.quick else epochs)
+        epochs = opts.epochs or (3 if opts.quick else epochs)
         bs = opts.batch_size or (32 if opts.quick else 128)
         dev = compress.model_device(net)
         x, y = torch.from_numpy(data.train[0]), torch.from_numpy(data.train[1])

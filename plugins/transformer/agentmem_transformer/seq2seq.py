@@ -43,7 +43,7 @@ class Seq2SeqTransformer(nn.Module):
     def decode(self, tgt_in: torch.Tensor, enc: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         memory, src_pad = enc
         t = tgt_in.shape[1]
-        causal = torch.triu(torch.full((t, t), float("-inf"), device=tgt_in.device), diagonal=1)
+        causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=tgt_in.device), diagonal=1)
         return self.transformer.decoder(self._embed(self.tgt_emb, tgt_in), memory, tgt_mask=causal,
                                         tgt_key_padding_mask=tgt_in == self.pad,
                                         memory_key_padding_mask=src_pad)  # (B, T, d)

@@ -78,13 +78,13 @@ def _read(folder: Path, name: str) -> list[str]:
 
 
 def multi30k(quick: bool = False, seed: int = 0, src: str = "en", tgt: str = "de") -> TranslationData:
-    """Multi30k train (29,000) / val (1,014) / test2016 (1,000). ``quick`` keeps 2,000 / 50 / 100
+    """Multi30k train (29,000) / val (1,014) / test2016 (1,000). ``quick`` keeps 1,000 / 50 / 100
     pairs and every token of them in the vocabularies."""
     folder = find_data("multi30k/raw", "Multi30k (multi30k/raw/train.en.gz, ...)")
     raw = {split: (_read(folder, f"{split}.{src}"), _read(folder, f"{split}.{tgt}"))
            for split in ("train", "val", "test_2016_flickr")}
     if quick:
-        keep = {"train": 2000, "val": 50, "test_2016_flickr": 100}
+        keep = {"train": 1000, "val": 50, "test_2016_flickr": 100}
         raw = {k: (a[:keep[k]], b[:keep[k]]) for k, (a, b) in raw.items()}
     tok = {k: ([tokenize(s) for s in a], [tokenize(s) for s in b]) for k, (a, b) in raw.items()}
     min_freq = 1 if quick else 2

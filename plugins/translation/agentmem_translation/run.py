@@ -83,7 +83,7 @@ class TranslationTask:
              recorder: StmRecorder | None) -> Any:
         epochs, lr = RECIPES.get(model, (20, 5e-4))
         epochs = opts.epochs or (2 if opts.quick else epochs)
-        bs = opts.batch_size or (64 if opts.quick else 128)
+        bs = opts.batch_size or (32 if opts.quick else 128)
         dev = compress.model_device(net)
         return fit(net, lambda e: length_batches(data.train, bs, opts.seed * 1000 + e),
                    lambda m, idx: nll(m, data.train, idx, dev, 0.1), lambda: -val_loss(net, data.val, dev),
