@@ -131,7 +131,7 @@ def test_damaged_weights_are_refused(tmp_path: Path) -> None:
     blob[-8] ^= 0x01  # same size: only the sha256 tells
     v2.write_bytes(bytes(blob))
     with reopen(path) as mem:
-        with pytest.raises(errors.CorruptionError, match="sha256.*roll back"):
+        with pytest.raises(errors.CorruptionError, match=r"sha256.*roll back"):
             mem.weights.load("net")
         assert np.array_equal(mem.weights.load("net", version=1, framework="np")["w"], np.arange(1000))
         assert [v.version for v in mem.weights.versions("net")] == [1, 2]  # nothing dropped silently
@@ -168,7 +168,7 @@ def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
         current = conn.execute("PRAGMA user_version").fetchone()[0]
         conn.execute("PRAGMA user_version = 99")
     for read_only in (False, True):
-        with pytest.raises(errors.SchemaError, match="schema version 99.*upgrade agentmem"):
+        with pytest.raises(errors.SchemaError, match=r"schema version 99.*upgrade agentmem"):
             reopen(path, read_only=read_only)
     with sqlite3.connect(path / "journal.sqlite3") as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 99  # no migration was attempted
@@ -181,7 +181,7 @@ def test_a_journal_that_is_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "m"
     path.mkdir()
     (path / "journal.sqlite3").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 40)
-    with pytest.raises(errors.CorruptionError, match="not a readable SQLite database.*backup"):
+    with pytest.raises(errors.CorruptionError, match=r"not a readable SQLite database.*backup"):
         reopen(path)
     with pytest.raises(errors.CorruptionError):
         reopen(path, read_only=True)

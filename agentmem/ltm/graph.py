@@ -27,11 +27,26 @@ MAX_NAME = 512
 
 
 def _check_name(kind: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(f"fact {kind} must be a non-empty string, got {value!r}")
+    if not isinstance(value, str) or not value.strip() or "\x00" in value or not _encodable(value):
+        raise InvalidInputError(f"fact {kind} must be a non-empty string of valid unicode, got {value!r}")
     if len(value) > MAX_NAME:
         raise InvalidInputError(f"fact {kind} is longer than {MAX_NAME} characters; shorten it")
     return value.strip()
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _query(entity: object, scope: object) -> dict[str, str]:
+    """Check a query's entity (a string; unknown ones simply match nothing) and scope."""
+    if not isinstance(entity, str):
+        raise InvalidInputError(f"entity must be a string, got {type(entity).__name__}")
+    return validate.scope(scope)
 
 
 def _in_scope(edge_scope: dict[str, str], scope: dict[str, str]) -> bool:
@@ -88,7 +103,7 @@ class KnowledgeGraph:
         s, r, o = _check_name("subject", subject), _check_name("relation", relation), \
             _check_name("object", object)
         with self._journal.tx() as c:
-            fid, item, scope_ = self._insert(c, s, r, o, item, dict(scope or {}))
+            fid, item, scope_ = self._insert(c, s, r, o, item, scope)
             self._add_edge(fid, s, r, o, item, scope_)  # under the journal lock: readers see whole edges
         return Fact(s, r, o, item)
 
@@ -100,12 +115,12 @@ class KnowledgeGraph:
             for f in facts:
                 s, r, o = _check_name("subject", f.subject), _check_name("relation", f.relation), \
                     _check_name("object", f.object)
-                rows.append((*self._insert(c, s, r, o, f.item, dict(scope)), s, r, o))
+                rows.append((*self._insert(c, s, r, o, f.item, scope), s, r, o))
             for fid, item, scope_, s, r, o in rows:
                 self._add_edge(fid, s, r, o, item, scope_)
         return len(rows)
 
-    def _insert(self, c: Any, s: str, r: str, o: str, item: int | None, scope: dict[str, str]
+    def _insert(self, c: Any, s: str, r: str, o: str, item: int | None, scope: dict[str, str] | None
                 ) -> tuple[int, int | None, dict[str, str]]:
         if not self._writable:
             raise ReadOnlyError("this memory was opened read_only=True; open it without to add facts")
@@ -139,7 +154,7 @@ class KnowledgeGraph:
     def facts(self, entity: str | None = None, relation: str | None = None,
               scope: dict[str, str] | None = None) -> list[Fact]:
         """Facts whose subject or object is ``entity`` (all facts when None), optionally of one relation."""
-        scope = scope or {}
+        scope = _query("" if entity is None else entity, scope)
         if entity is not None and entity not in self.g:
             return []
         if entity is None:
@@ -160,7 +175,9 @@ class KnowledgeGraph:
     @_locked
     def neighbours(self, entity: str, depth: int = 1, scope: dict[str, str] | None = None) -> list[str]:
         """Entities within ``depth`` hops (either direction), nearest first."""
-        scope = scope or {}
+        scope = _query(entity, scope)
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise InvalidInputError(f"depth must be an int >= 0, got {depth!r}")
         if entity not in self.g:
             return []
         seen, frontier, order = {entity}, [entity], []
@@ -182,7 +199,8 @@ class KnowledgeGraph:
         """Shortest path of entities between two entities (ignoring direction); [] when none."""
         import networkx as nx
 
-        scope = scope or {}
+        scope = _query(source, scope)
+        _query(target, None)
         if source not in self.g or target not in self.g:
             return []
         view = nx.subgraph_view(self.g, filter_edge=lambda s, o, k: _in_scope(self.g[s][o][k]["scope"], scope))
