@@ -27,13 +27,27 @@ class Config:
     # vector cache: approximate (HNSW) search from this many vectors on
     ann_threshold: int = 20_000
     ef_search: int = 64
-    # recall fusion (weighted reciprocal rank, see agentmem.retrieval)
+    # recall fusion (see agentmem.retrieval): each evidence list's scores are standardised against
+    # the scope's whole score distribution (z-scores) and summed with these weights. Chosen on the
+    # LoCoMo dev half (`agentmem bench locomo --ablation`): dense and windowed lexical evidence
+    # count equally; the item's own words add a little, mostly to the first hit. 0 turns a list off.
+    weight_vector: float = 0.45  # dense: cosine to the query embedding (long- and short-term)
+    weight_context: float = 0.45  # lexical BM25 over context windows (agentmem.ltm.windows)
+    weight_lexical: float = 0.1  # lexical BM25 over the item's own text
+    weight_graph: float = 0.3  # per recall_candidates plugin list (rank-based: rrf_k decay)
     rrf_k: int = 60
-    weight_vector: float = 1.0
-    weight_lexical: float = 1.0
-    weight_stm: float = 1.0
-    weight_graph: float = 0.3
-    candidates: int = 50
+    candidates: int = 50  # ids taken from each list (at least 2 * k)
+    # time: a date or period named in the query ("on 8 May 2023", "in June", "last week") adds
+    # time_boost to items whose event time falls in it, give or take time_slack_days
+    time_boost: float = 2.0
+    time_slack_days: float = 3.0
+    # graph expansion: items sharing a rare entity (linked to at most graph_max_df items) with one of
+    # the graph_seeds best hits gain graph_boost (shared among the seeds); 0 turns it off
+    graph_boost: float = 1.0
+    graph_seeds: int = 5
+    graph_max_df: int = 20
+    # diversity: maximal marginal relevance among the hits; 0 = pure relevance, 1 = pure novelty
+    diversity: float = 0.0
     # lexical search scores at most this many postings per query, rarest words first (see
     # Journal.lexical); bounds BM25's cost on large memories without changing small ones
     lexical_budget: int = 20_000
@@ -44,9 +58,15 @@ class Config:
 
     def __post_init__(self) -> None:
         for name in ("stm_items", "stm_bytes", "ann_threshold", "ef_search", "rrf_k", "candidates",
-                     "lexical_budget"):
+                     "lexical_budget", "graph_seeds", "graph_max_df"):
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"config {name} must be >= 1")
+        for name in ("weight_vector", "weight_context", "weight_lexical", "weight_graph", "time_boost",
+                     "time_slack_days", "graph_boost"):
+            if not float(getattr(self, name)) >= 0.0:
+                raise InvalidInputError(f"config {name} must be >= 0")
+        if not 0.0 <= self.diversity < 1.0:
+            raise InvalidInputError("config diversity must be in [0, 1)")
         if not 0.0 < self.merge_threshold <= 1.0:
             raise InvalidInputError("config merge_threshold must be in (0, 1]")
         if self.durability not in ("normal", "full"):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agentmem import validate
+from agentmem import retrieval, validate
 from agentmem.config import Config, default_home
 from agentmem.consolidation import ConsolidationReport, consolidate
 from agentmem.errors import (
@@ -27,8 +27,7 @@ from agentmem.ltm.journal import Journal, content_hash
 from agentmem.ltm.lock import WriterLock
 from agentmem.ltm.vector import VectorIndex
 from agentmem.ltm.weights import WeightStore
-from agentmem.plugins import get, get_embedder, hook
-from agentmem.retrieval import Ranked, item_matcher, rrf
+from agentmem.plugins import get, get_embedder
 from agentmem.stm import ShortTermMemory
 from agentmem.types import Fact, Hit, Item
 
@@ -357,33 +356,26 @@ class Memory:
         scope_ = validate.scope(scope)
         t0, t1 = validate.when(since, "since"), validate.when(until, "until")
         qvec = (validate.vectors(embedding, 1, self.dim) if embedding is not None else self._embed([query]))[0]
-        cfg = self.config
-        n = max(cfg.candidates, 2 * k)
         with self._lock:
             self._check_open()
-            restricted = bool(filters) or t0 is not None or t1 is not None
-            allowed = self.journal.filter_ids(scope_, filters, t0, t1) if restricted else None
-            keep = item_matcher(scope_, filters, t0, t1)
-            lists = [
-                Ranked("stm", [i for i, _ in self.stm.search(qvec, n, keep)], cfg.weight_stm),
-                Ranked("vector", [i for i, _ in self.vector.search(qvec, n, self.vector.mask(scope_, allowed))],
-                       cfg.weight_vector),
-                Ranked("lexical", [i for i, _ in self.journal.lexical(query, n, scope_, filters, t0, t1,
-                                                                           cfg.lexical_budget)],
-                       cfg.weight_lexical),
-            ]
-            lists += self._plugin_candidates(query, scope_, n, allowed)
-            fused = rrf(lists, cfg.rrf_k)[:k]
-            items = self.journal.get_items([i for i, _, _ in fused])
-            hits = []
-            for item_id, score, origin in fused:
-                item = items.get(item_id)
-                if item is None or not keep(item):  # plugin ids are re-checked: scope is a partition
-                    continue
-                source = "stm" if item_id in self.stm else (
-                    "ltm" if origin & {"vector", "lexical", "stm"} else "graph")
-                hits.append(Hit(item_id, item.text, score, item.metadata, source, item.scope, item.event_time))
-                self._uses[item_id] = self._uses.get(item_id, 0) + 1
+            q = retrieval.Query(self, query, qvec, k, scope_, filters, t0, t1)
+            ranked = retrieval.search(q)
+            hits: list[Hit] = []
+            step = k + 4
+            for start in range(0, len(ranked), step):  # plugin ids are re-checked: scope is a partition
+                chunk = ranked[start: start + step]
+                items = self.journal.get_items([i for i, _, _ in chunk])
+                for item_id, score, origin in chunk:
+                    item = items.get(item_id)
+                    if item is None or not q.keep(item) or len(hits) == k:
+                        continue
+                    source = "stm" if item_id in self.stm else (
+                        "graph" if origin and not origin & retrieval.DIRECT else "ltm")
+                    hits.append(Hit(item_id, item.text, score, item.metadata, source, item.scope,
+                                    item.event_time))
+                    self._uses[item_id] = self._uses.get(item_id, 0) + 1
+                if len(hits) == k:
+                    break
         return hits
 
     def recall_many(self, queries: Sequence[str], k: int = 10, scope: dict[str, str] | None = None,
@@ -393,17 +385,6 @@ class Memory:
         texts = [validate.text(q) for q in queries]
         vecs = validate.vectors(embeddings, len(texts), self.dim) if embeddings is not None else self._embed(texts)
         return [self.recall(q, k, scope, filters, since, until, embedding=v) for q, v in zip(texts, vecs, strict=True)]
-
-    def _plugin_candidates(self, query: str, scope: dict[str, str], n: int,
-                           allowed: np.ndarray | None) -> list[Ranked]:
-        lists = []
-        for impl in hook().recall_candidates.get_hookimpls():
-            ids = impl.function(memory=self, query=query, scope=dict(scope), k=n) or []
-            if allowed is not None:
-                allowed_set = set(allowed.tolist())
-                ids = [i for i in ids if i in allowed_set]
-            lists.append(Ranked(impl.plugin_name, list(ids)[:n], self.config.weight_graph))
-        return lists
 
     def __iter__(self) -> Iterator[Item]:
         """Every stored item, in id order."""

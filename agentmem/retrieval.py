@@ -1,39 +1,287 @@
-"""Recall: gather ranked evidence lists (STM, vector, lexical, graph, plugins) and fuse them.
+"""Recall: gather scored evidence for a query, fuse it, and pick the hits.
 
-Fusion is weighted reciprocal rank: ``score(id) = sum_l w_l / (rrf_k + rank_l(id))``. Ranks are robust
-to the different score scales of cosine similarity and BM25, which is why we fuse ranks, not scores.
+Evidence lists, each over the items of the query's scope:
+- ``vector``: cosine of the query embedding with long-term vectors and short-term (STM) items;
+- ``context``: BM25 over each item's context window (its text and its neighbours', see
+  :mod:`agentmem.ltm.windows`), so a reply is found by the words of the question it answers;
+- ``lexical``: BM25 over the item's own text;
+- one list per ``recall_candidates`` plugin (ids only, e.g. the knowledge graph's entity lookup).
+
+Fusion standardises each scored list against the scope's *whole* score distribution — z = (s - mean)
+/ std, items a lexical list did not match scoring 0 — and sums the z-scores with the weights in
+:class:`agentmem.Config`. Unlike reciprocal-rank fusion this keeps how far ahead a hit is, which on
+LoCoMo lifted recall@10 from 0.66 to 0.80 with the same lists. Then: a date or period named in the
+query boosts items whose event time is in it (:mod:`agentmem.timeexpr`); items that share a rare
+entity with the best hits gain (graph expansion, :mod:`agentmem.default_plugins.graph_recall`); and
+maximal marginal relevance can diversify the final list (``Config.diversity``).
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from agentmem import timeexpr
+from agentmem.ltm import windows
+from agentmem.ltm.journal import query_words
 from agentmem.types import Item
 
+if TYPE_CHECKING:
+    from agentmem.memory import Memory
 
-@dataclass(frozen=True)
-class Ranked:
-    """One evidence list: item ids best first, with the weight the fusion gives it."""
+DIRECT = frozenset({"vector", "lexical", "context", "time"})  # evidence that found an item itself
+LEXICAL_DEPTH = 1000  # BM25 matches read per list: all of them in a conversation-sized scope
+STATS_SAMPLE = 2048  # vectors sampled to estimate the dense score distribution of a large scope
+# Words that carry no topic; dropped from lexical queries (unless nothing else is left).
+STOPWORDS = frozenset({
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at",
+    "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could",
+    "did", "do", "does", "doing", "done", "during", "each", "few", "for", "from", "further", "had", "has",
+    "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if",
+    "in", "into", "is", "it", "its", "itself", "just", "me", "might", "more", "most", "my", "myself", "no",
+    "nor", "not", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out",
+    "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs",
+    "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too",
+    "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who",
+    "whom", "whose", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves",
+    "ever", "also"
+})
+
+
+@dataclass
+class Evidence:
+    """One scored list. ``scores`` holds raw scores of the ids it returned; ``floor`` is assumed for
+    any other id of the scope; ``mean``/``std`` describe the scope's whole distribution."""
 
     name: str
-    ids: list[int]
     weight: float
+    scores: dict[int, float]
+    mean: float = 0.0
+    std: float = 1.0
+    floor: float = 0.0
+
+    def z(self, item_id: int) -> float:
+        return (self.scores.get(item_id, self.floor) - self.mean) / self.std
+
+    def top(self, n: int) -> list[int]:
+        return sorted(self.scores, key=lambda i: -self.scores[i])[:n]
 
 
-def rrf(lists: list[Ranked], rrf_k: int) -> list[tuple[int, float, set[str]]]:
-    """Fuse ranked lists; return (id, fused score, names of lists it came from), best first."""
-    scores: dict[int, float] = {}
-    origin: dict[int, set[str]] = {}
-    for ranked in lists:
-        if ranked.weight <= 0:
-            continue
-        for rank, item_id in enumerate(ranked.ids):
-            scores[item_id] = scores.get(item_id, 0.0) + ranked.weight / (rrf_k + rank + 1)
-            origin.setdefault(item_id, set()).add(ranked.name)
+@dataclass
+class Query:
+    """Everything one recall needs, resolved once."""
+
+    memory: Memory
+    text: str
+    vec: np.ndarray  # (dim,) unit query embedding
+    k: int
+    scope: dict[str, str]
+    filters: dict[str, Any] | None
+    since: float | None
+    until: float | None
+    allowed: np.ndarray | None = None  # ids passing filters/time bounds (None: no such restriction)
+    allowed_set: set[int] = field(default_factory=set)
+    width: int = 0  # context window width of this memory
+    mask: np.ndarray | None = None  # vector-index rows in scope and allowed
+    keep: Callable[[Item], bool] = field(default=lambda item: True)
+    stm_scores: dict[int, float] = field(default_factory=dict)  # cosine of every STM item in scope
+
+
+def lexical_text(query: str) -> str:
+    """The query's words without stopwords (all of them if only stopwords are left)."""
+    words = query_words(query)
+    content = [w for w in words if w not in STOPWORDS]
+    return " ".join(content or words)
+
+
+def search(q: Query) -> list[tuple[int, float, set[str]]]:
+    """Fused recall: every candidate as (id, score, names of the evidence that found it), best first.
+    Ids from plugins may lie outside the scope: the caller checks each item it keeps (``q.keep``)."""
+    cfg, mem = q.memory.config, q.memory
+    n = max(cfg.candidates, 2 * q.k)
+    restricted = bool(q.filters) or q.since is not None or q.until is not None
+    q.allowed = mem.journal.filter_ids(q.scope, q.filters, q.since, q.until) if restricted else None
+    q.allowed_set = set() if q.allowed is None else set(q.allowed.tolist())
+    with mem.journal.lock:
+        q.width = windows.width(mem.journal.conn)
+    q.keep = item_matcher(q.scope, q.filters, q.since, q.until)
+    q.mask = mem.vector.mask(q.scope, q.allowed)
+    q.stm_scores = dict(mem.stm.search(q.vec, len(mem.stm), q.keep))
+    lists = [_dense(q, n)]
+    words = lexical_text(q.text)
+    for name, weight, in_windows in (("lexical", cfg.weight_lexical, False),
+                                     ("context", cfg.weight_context, True)):
+        if weight > 0:
+            lists.append(_lexical(q, name, weight, words, in_windows))
+    ranked = _plugin_lists(q, n)
+    origin: dict[int, set[str]] = {}  # candidate -> lists ranking it in their first k, above average
+    for ev in lists:
+        for rank, i in enumerate(ev.top(n)):
+            names = origin.setdefault(i, set())
+            if rank < q.k and ev.z(i) > 0:
+                names.add(ev.name)
+    for name, ids in ranked:
+        for i in ids:
+            origin.setdefault(i, set()).add(name)
+    in_time = _time_window(q, n, words, origin) if cfg.time_boost > 0 else set()
+    _fill_dense(q, lists[0], origin)
+    scores = {i: _fused(i, lists, ranked, cfg.rrf_k, cfg.weight_graph) for i in origin}
+    for i in in_time & scores.keys():
+        scores[i] += cfg.time_boost
+    if cfg.graph_boost > 0:
+        _graph(q, lists, ranked, scores, origin, in_time)
     order = sorted(scores, key=lambda i: (-scores[i], i))
+    if cfg.diversity > 0:
+        order = mmr(order[: max(3 * q.k, 50)], scores, _vectors(q.memory, order[: max(3 * q.k, 50)]),
+                    cfg.diversity, q.k)
     return [(i, scores[i], origin[i]) for i in order]
+
+
+def _fused(i: int, lists: list[Evidence], ranked: list[tuple[str, list[int]]], rrf_k: int,
+           w_plugin: float) -> float:
+    score = sum(ev.weight * ev.z(i) for ev in lists)
+    for _, ids in ranked:
+        if i in ids:
+            score += w_plugin * rrf_k / (rrf_k + ids.index(i))
+    return score
+
+
+def _dense(q: Query, n: int) -> Evidence:
+    """Cosine evidence from the vector cache and STM; stats from a sample of the whole scope."""
+    mem = q.memory
+    hits = dict(mem.vector.search(q.vec, n, q.mask))
+    hits.update(sorted(q.stm_scores.items(), key=lambda x: -x[1])[:n])
+    sample = np.concatenate([mem.vector.sample_scores(q.vec, q.mask, STATS_SAMPLE),
+                             np.fromiter(q.stm_scores.values(), dtype=np.float32)])
+    mean, std = (float(sample.mean()), float(sample.std())) if len(sample) else (0.0, 1.0)
+    return Evidence("vector", mem.config.weight_vector, hits, mean, max(std, 1e-6), mean)
+
+
+def _scope_size(q: Query) -> int:
+    ltm = len(q.memory.vector) if q.mask is None else int(q.mask.sum())
+    return max(1, ltm + len(q.stm_scores))
+
+
+def _lexical(q: Query, name: str, weight: float, words: str, in_windows: bool,
+             since: float | None = None, until: float | None = None) -> Evidence:
+    """BM25 evidence; the scope's distribution counts every unmatched item as scoring 0."""
+    mem = q.memory
+    budget = mem.config.lexical_budget
+    if in_windows:  # a window holds about (2w + 1) items' words: keep the same cost bound
+        budget = max(1, budget // (2 * q.width + 1))
+    rows = mem.journal.lexical(words, LEXICAL_DEPTH, q.scope, q.filters,
+                               q.since if since is None else since, q.until if until is None else until,
+                               budget, windows=in_windows)
+    scores = {i: s for i, s in rows if q.allowed is None or i in q.allowed_set}
+    total = _scope_size(q)
+    s = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+    mean = float(s.sum()) / total
+    std = math.sqrt(max(float((s * s).sum()) / total - mean * mean, 0.0))
+    floor = float(s.min()) if len(rows) >= LEXICAL_DEPTH else 0.0
+    return Evidence(name, weight, scores, mean, max(std, 1e-6), floor)
+
+
+def _plugin_lists(q: Query, n: int) -> list[tuple[str, list[int]]]:
+    """Ranked id lists from ``recall_candidates`` plugins, outside-scope ids dropped later."""
+    from agentmem.plugins import hook
+
+    out = []
+    for impl in hook().recall_candidates.get_hookimpls():
+        ids = impl.function(memory=q.memory, query=q.text, scope=dict(q.scope), k=n) or []
+        if q.allowed is not None:
+            ids = [i for i in ids if i in q.allowed_set]
+        out.append((impl.plugin_name, [int(i) for i in ids][:n]))
+    return out
+
+
+def _time_window(q: Query, n: int, words: str, origin: dict[int, set[str]]) -> set[int]:
+    """Ids in scope whose event time lies in the span the query names (with slack); the best of them
+    by dense and windowed-lexical evidence join the candidates."""
+    cfg = q.memory.config
+    span = timeexpr.parse(q.text, time.time())
+    if span is None:
+        return set()
+    slack = cfg.time_slack_days * 86400.0
+    lo = span[0] - slack if q.since is None else max(q.since, span[0] - slack)
+    hi = span[1] + slack if q.until is None else min(q.until, span[1] + slack)
+    inside = q.memory.journal.filter_ids(q.scope, q.filters, lo, hi)
+    if not len(inside):
+        return set()
+    found = [i for i, _ in q.memory.vector.search(q.vec, n, q.memory.vector.mask(q.scope, inside))]
+    inside_set = set(inside.tolist())
+    found += [i for i in q.stm_scores if i in inside_set][:n]
+    if q.width > 0 and cfg.weight_context > 0:
+        found += _lexical(q, "time", 0.0, words, True, lo, hi).top(n)
+    for i in found:
+        origin.setdefault(i, set()).add("time")
+    return inside_set
+
+
+def _vectors(memory: Memory, ids: list[int]) -> np.ndarray:
+    """Embeddings of ``ids`` from the vector cache or STM, shape (len(ids), dim); zeros if neither."""
+    out = np.zeros((len(ids), memory.dim), dtype=np.float32)
+    cached = [j for j, i in enumerate(ids) if i in memory.vector]
+    if cached:
+        out[cached] = memory.vector.vectors_of([ids[j] for j in cached])
+    rest = [j for j, i in enumerate(ids) if i not in memory.vector and i in memory.stm]
+    if rest:
+        rows = {e.item.id: r for r, e in enumerate(memory.stm.entries())}
+        out[rest] = memory.stm.embeddings()[[rows[ids[j]] for j in rest]]
+    return out
+
+
+def _fill_dense(q: Query, dense: Evidence, ids: Mapping[int, Any]) -> None:
+    """Exact cosines for candidates the dense list did not return itself."""
+    missing = [i for i in ids if i not in dense.scores]
+    if missing:
+        dense.scores.update(zip(missing, (_vectors(q.memory, missing) @ q.vec).tolist(), strict=True))
+
+
+def _graph(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]], scores: dict[int, float],
+           origin: dict[int, set[str]], in_time: set[int]) -> None:
+    """Graph expansion: items sharing a rare entity with the best hits gain ``graph_boost``."""
+    from agentmem.default_plugins.graph_recall import expand
+
+    cfg = q.memory.config
+    seeds = sorted(scores, key=lambda i: -scores[i])[: cfg.graph_seeds]
+    gains = expand(q.memory, seeds, q.scope, cfg.graph_max_df)
+    gains = {i: g for i, g in gains.items() if q.allowed is None or i in q.allowed_set}
+    new = [i for i in gains if i not in scores]
+    for i in new:
+        origin.setdefault(i, set()).add("graph")
+    _fill_dense(q, lists[0], new)
+    for i in new:
+        scores[i] = _fused(i, lists, ranked, cfg.rrf_k, cfg.weight_graph) + \
+            (cfg.time_boost if i in in_time else 0.0)
+    for i, gain in gains.items():
+        scores[i] += cfg.graph_boost * gain
+
+
+def mmr(order: list[int], scores: Mapping[int, float], vecs: np.ndarray, diversity: float, k: int) -> list[int]:
+    """Maximal marginal relevance: greedily take the item maximising (1 - diversity) * relevance -
+    diversity * (highest cosine to an item already taken); relevance is the fused score scaled to
+    [0, 1] over ``order``. ``vecs`` are the items' embeddings, row for row. Returns the new order."""
+    if len(order) <= 1:
+        return list(order)
+    rel = np.array([scores[i] for i in order], dtype=np.float64)
+    rel = (rel - rel.min()) / max(float(rel.max() - rel.min()), 1e-12)
+    sim = vecs @ vecs.T  # (m, m)
+    taken: list[int] = []
+    closest = np.full(len(order), -np.inf)
+    free = np.ones(len(order), dtype=bool)
+    for _ in range(min(k, len(order))):
+        value = (1 - diversity) * rel - diversity * np.maximum(closest, 0.0)
+        value[~free] = -np.inf
+        j = int(np.argmax(value))
+        taken.append(j)
+        free[j] = False
+        closest = np.maximum(closest, sim[j])
+    return [order[j] for j in taken] + [order[j] for j in range(len(order)) if free[j]]
 
 
 def item_matcher(scope: Mapping[str, str], filters: Mapping[str, Any] | None, since: float | None,

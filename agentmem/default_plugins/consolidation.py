@@ -5,6 +5,7 @@ Each hook is ``trylast`` so any plugin's answer takes precedence.
 
 from __future__ import annotations
 
+import itertools
 import re
 from difflib import SequenceMatcher
 
@@ -23,6 +24,9 @@ _STOP = frozenset({"I", "The", "A", "An", "It", "This", "That", "We", "You", "He
                    "October", "November", "December", "Monday", "Tuesday", "Wednesday", "Thursday",
                    "Friday", "Saturday", "Sunday", "Today", "Yesterday", "Tomorrow"})
 _TOKENS = re.compile(r"\w+", re.UNICODE)
+# a short quoted span without sentence punctuation inside: a title, if its words are capitalised
+_QUOTED = re.compile(r"[\"\u201c]([A-Z][^\"\u201d.,!?;:]{1,58}[^\"\u201d.,!?;:\s])[\"\u201d]")
+_TITLE_SMALL = frozenset({"of", "the", "a", "an", "and", "in", "on", "to", "with", "for", "at", "by", "or"})
 _NUMBER = re.compile(r"\d+")
 
 
@@ -52,8 +56,9 @@ def should_merge(item: Item, existing: Item, similarity: float) -> bool:
 
 @hookimpl(trylast=True)
 def extract_facts(item: Item) -> list[Fact]:
-    """Facts from metadata: who said it (``speaker``) mentioned which capitalised names, and any
-    ``facts`` given explicitly as [subject, relation, object] triples."""
+    """Facts found offline, without a model: who said it (``speaker`` metadata) mentioned which names
+    and titles (see :func:`names`); without a speaker, which names were mentioned together; and any
+    ``facts`` given explicitly in metadata as [subject, relation, object] triples."""
     facts: list[Fact] = []
     explicit = item.metadata.get("facts")
     if isinstance(explicit, list):
@@ -62,15 +67,17 @@ def extract_facts(item: Item) -> list[Fact]:
                     isinstance(x, str) and x.strip() for x in triple):
                 facts.append(Fact(triple[0], triple[1], triple[2], item.id))
     speaker = item.metadata.get("speaker")
+    found = list(dict.fromkeys(names(item.text)))
     if isinstance(speaker, str) and speaker.strip():
-        for name in dict.fromkeys(names(item.text)):
-            if name != speaker:
-                facts.append(Fact(speaker, "mentioned", name, item.id))
+        facts += [Fact(speaker, "mentioned", name, item.id) for name in found if name != speaker]
+    else:
+        facts += [Fact(a, "mentioned with", b, item.id) for a, b in itertools.pairwise(found)]
     return facts
 
 
 def names(text: str) -> list[str]:
-    """Capitalised names in ``text``, without sentence-initial words and common capitalised words."""
+    """Names in ``text``: runs of capitalised words (without sentence-initial words and common
+    capitalised words) and quoted titles ("The Alchemist" -> Alchemist), in order of appearance."""
     found = []
     for m in _NAME.finditer(text):
         words = m.group(1).split()
@@ -79,5 +86,12 @@ def names(text: str) -> list[str]:
         while words and words[0] in _STOP:
             words = words[1:]
         if words:
-            found.append(" ".join(words))
-    return found
+            found.append((m.start(), " ".join(words)))
+    for m in _QUOTED.finditer(text):
+        words = m.group(1).split()
+        if len(words) <= 6 and all(w[0].isupper() or w in _TITLE_SMALL for w in words):
+            while words and words[0] in _STOP:
+                words = words[1:]
+            if words:
+                found.append((m.start(), " ".join(words)))
+    return [name for _, name in sorted(found)]

@@ -21,7 +21,8 @@ from urllib.parse import quote
 import numpy as np
 
 from agentmem.errors import CorruptionError, InvalidInputError, MemoryClosedError, SchemaError
-from agentmem.ltm.migrations import MIGRATIONS
+from agentmem.ltm import windows
+from agentmem.ltm.migrations import MIGRATIONS, POST_STEPS
 from agentmem.types import SCOPE_KEYS, Fact, Item
 
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -125,6 +126,8 @@ class Journal:
             with self.tx():
                 for statement in _split_sql(MIGRATIONS[number]):
                     self.conn.execute(statement)
+                if number + 1 in POST_STEPS:
+                    POST_STEPS[number + 1](self.conn)
                 self.conn.execute(f"PRAGMA user_version = {number + 1}")
 
     @contextmanager
@@ -174,6 +177,7 @@ class Journal:
                 assert cur.lastrowid is not None
                 ids.append(cur.lastrowid)
                 c.execute("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, r["text"]))
+            windows.after_insert(c, [(i, r["text"], r["scope"]) for i, r in zip(ids, rows, strict=True)])
         return ids
 
     def get_items(self, ids: Sequence[int]) -> dict[int, Item]:
@@ -259,8 +263,9 @@ class Journal:
 
     def lexical(self, query: str, k: int, scope: dict[str, str], filters: dict[str, Any] | None = None,
                 since: float | None = None, until: float | None = None,
-                budget: int | None = None) -> list[tuple[int, float]]:
+                budget: int | None = None, windows: bool = False) -> list[tuple[int, float]]:
         """BM25 search over item text: [(id, score)] best first (score = -bm25, higher is better).
+        ``windows=True`` searches the items' context windows instead (see agentmem.ltm.windows).
 
         BM25 scores every posting of every query word, so cost grows with word frequency. With a
         ``budget``, words are taken rarest first while their postings add up to at most ``budget``;
@@ -282,8 +287,9 @@ class Journal:
             return []
         s_sql, s_params = scope_clause(scope, "i.")
         f_sql, f_params = filter_clause(filters, since, until, "i.")
-        sql = (f"SELECT i.id, bm25(items_fts) AS r FROM items_fts JOIN items i ON i.id = items_fts.rowid "
-               f"WHERE items_fts MATCH ? {s_sql}{f_sql} ORDER BY r LIMIT ?")
+        fts = "windows_fts" if windows else "items_fts"
+        sql = (f"SELECT i.id, bm25({fts}) AS r FROM {fts} JOIN items i ON i.id = {fts}.rowid "
+               f"WHERE {fts} MATCH ? {s_sql}{f_sql} ORDER BY r LIMIT ?")
         with self.lock:
             rows = self.conn.execute(sql, [match, *s_params, *f_params, k]).fetchall()
         return [(int(i), -float(r)) for i, r in rows]
@@ -372,6 +378,7 @@ class Journal:
             if row is None:
                 continue
             c.execute("INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', ?, ?)", (i, row[0]))
+            windows.before_delete(c, i)
             c.execute("DELETE FROM facts WHERE item_id = ?", (i,))
             c.execute("DELETE FROM merges WHERE canonical_id = ?", (i,))
             c.execute("DELETE FROM items WHERE id = ?", (i,))
@@ -405,6 +412,7 @@ class Journal:
                         problems.append(f"full-text index: {stale} row(s) of deleted items are still indexed")
                 else:
                     self.conn.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+                    self.conn.execute("INSERT INTO windows_fts (windows_fts, rank) VALUES ('integrity-check', 1)")
             except sqlite3.DatabaseError as exc:
                 problems.append(f"full-text index: {exc}")
         return problems
@@ -412,6 +420,7 @@ class Journal:
     def rebuild_fts(self) -> None:
         with self.tx() as c:
             c.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")
+            windows.rebuild(c)
 
 
 class _ClosedConnection:
@@ -441,4 +450,12 @@ def _chunks(seq: list[Any], n: int) -> Iterator[list[Any]]:
 
 
 def _split_sql(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";\n") if s.strip() and not s.strip().startswith("--")]
+    """Statements of a migration script, whole (a trigger body's inner statements stay inside it)."""
+    statements, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    rest = "\n".join(x for x in buf.splitlines() if not x.strip().startswith("--")).strip()
+    return statements + ([rest] if rest else [])

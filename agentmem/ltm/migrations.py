@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+
+from agentmem.ltm import windows
+
 MIGRATIONS: list[str] = [
     # 1: items, lexical index, facts, weights, merges, policy log
     """
@@ -53,4 +58,14 @@ MIGRATIONS: list[str] = [
     CREATE TABLE weight_heads (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
     CREATE TABLE log (id INTEGER PRIMARY KEY, at REAL NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
     """,
+    # 2: context windows, see agentmem.ltm.windows (filled by POST_STEPS[2] from the items)
+    """
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('context_window', '2');
+    CREATE VIRTUAL TABLE windows_fts USING fts5 (
+        text, content='', tokenize='porter unicode61 remove_diacritics 2'
+    );
+    """,
 ]
+
+# Python steps run right after the SQL of the migration with that number, in the same transaction.
+POST_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {2: windows.rebuild}

@@ -184,6 +184,14 @@ class VectorIndex:
             return [[(int(self._ids[rows[j]]), float(s[j]))] for j, s in zip(best, scores, strict=True)]
         return [self._top(rows, s, k) for s in scores]
 
+    def sample_scores(self, query: np.ndarray, mask: np.ndarray | None = None, n: int = 2048) -> np.ndarray:
+        """Cosines of ``query`` with up to ``n`` live rows selected by ``mask``: all of them when there
+        are fewer, an even spread otherwise. Recall uses it to see the whole score distribution."""
+        rows = np.flatnonzero(self._alive[: self.n] if mask is None else mask)
+        if len(rows) > n:
+            rows = rows[:: len(rows) // n][:n]
+        return self._vecs[rows] @ np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
+
     def _scores_all(self, q: np.ndarray) -> np.ndarray:
         from agentmem.devices import has_cuda
 
