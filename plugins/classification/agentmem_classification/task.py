@@ -128,7 +128,7 @@ class ClassificationTask:
         seed_everything(opts.seed)
         data: ImageData = get("datasets", dataset).obj(quick=opts.quick, seed=opts.seed)
         spec = {"kind": "classifier", "input": "image", "shape": list(data.shape), "classes": len(data.classes),
-                "quick": opts.quick}
+                "quick": opts.quick, "hparams": opts.extra.get("hparams", {})}
         dev = device()
         net = get("models", model).obj(spec).to(dev)
         name = f"classification-{model}-{dataset}"

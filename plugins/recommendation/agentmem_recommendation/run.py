@@ -50,7 +50,8 @@ class RecommendationTask:
         opts = options
         seed_everything(opts.seed)
         data: Interactions = get("datasets", dataset).obj(quick=opts.quick, seed=opts.seed)
-        spec = {"kind": "recommender", "items": data.items, "max_len": MAX_LEN, "quick": opts.quick}
+        spec = {"kind": "recommender", "items": data.items, "max_len": MAX_LEN, "quick": opts.quick,
+                "hparams": opts.extra.get("hparams", {})}
         net = get("models", model).obj(spec).to(device())
         name = f"recommendation-{model}-{dataset}"
         users = _eval_users(data, opts.quick)

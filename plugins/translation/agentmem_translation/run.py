@@ -48,7 +48,7 @@ class TranslationTask:
         opts = options
         seed_everything(opts.seed)
         data: TranslationData = get("datasets", dataset).obj(quick=opts.quick, seed=opts.seed)
-        net, spec = build(model, data, opts.quick)
+        net, spec = build(model, data, opts.quick, opts.extra.get("hparams"))
         dev = device()
         net.to(dev)
         name = f"translation-{model}-{dataset}"
@@ -111,7 +111,7 @@ class TranslationTask:
         with Memory(path, read_only=True, ann_threshold=10**8) as mem:
             state, meta, version = load_checkpoint(mem, name, version)
             data: TranslationData = get("datasets", dataset).obj(quick=meta["quick"], seed=meta["seed"])
-            net, _ = build(model, data, meta["quick"])
+            net, _ = build(model, data, meta["quick"], meta["spec"].get("hparams"))
             net.load_state_dict(state)
             net.to(device()).eval()
             plain = {"bleu": bleu(translate(net, data, data.test), data.test.tgt)}

@@ -132,7 +132,8 @@ def memory_bleu(mem: Memory, scope: dict[str, str], net: torch.nn.Module, data: 
     return bleu(hyps, data.test.tgt)
 
 
-def build(model: str, data: TranslationData, quick: bool) -> tuple[torch.nn.Module, dict[str, Any]]:
+def build(model: str, data: TranslationData, quick: bool, hparams: dict[str, Any] | None = None
+          ) -> tuple[torch.nn.Module, dict[str, Any]]:
     spec = {"kind": "seq2seq", "src_vocab": len(data.src_vocab), "tgt_vocab": len(data.tgt_vocab), "pad": PAD,
-            "max_len": MAX_LEN + 2, "quick": quick}
+            "max_len": MAX_LEN + 2, "quick": quick, "hparams": hparams or {}}
     return get("models", model).obj(spec), spec
