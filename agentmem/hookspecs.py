@@ -50,27 +50,39 @@ def register_stores(register: Register) -> None:
 
 @hookspec
 def register_models(register: Register) -> None:
-    """Provide model families: ``register(name, factory)``.
+    """Provide model families: ``register(name, factory, kinds=(...))``.
 
-    ``factory(spec: dict) -> torch.nn.Module`` builds a model for a task's input/output ``spec``
-    (e.g. ``{"input": "image", "shape": (1, 28, 28), "classes": 10}``); it raises
-    ``agentmem.errors.InvalidInputError`` for a spec it cannot serve.
+    ``factory(spec: dict) -> torch.nn.Module`` builds a model for a task's ``spec``; ``spec["kind"]``
+    says what the task needs and the task's module documents the interface the model must offer:
+    ``"classifier"`` (``{"input": "image", "shape": [C, H, W], "classes": K}``: ``features(x)``,
+    ``head``, ``feature_dim``), ``"seq2seq"`` (``src_vocab``, ``tgt_vocab``, ``pad``, ``max_len``:
+    ``encode``, ``decode``, ``generator``, ``pool``) and ``"recommender"`` (``items``, ``max_len``:
+    ``forward(seq)``, ``item_emb``). ``spec["quick"]`` asks for a tiny model, ``spec["hparams"]`` holds
+    size overrides. The factory raises ``agentmem.errors.InvalidInputError`` for a spec it cannot
+    serve, naming what it does serve. ``kinds`` lists the spec kinds served (informative).
     """
 
 
 @hookspec
 def register_tasks(register: Register) -> None:
-    """Provide tasks (classification, translation, ...): ``register(name, factory)``.
+    """Provide tasks (classification, translation, ...): ``register(name, factory, input=...)``.
 
-    ``factory()`` returns an object with ``run(memory, model, dataset, options) -> dict`` that trains,
-    evaluates and returns metrics.
+    ``factory()`` returns an object with ``run(*, path, model, dataset, options) -> dict`` and
+    ``evaluate(*, path, model, dataset, options, version=None) -> dict``. ``path`` is the run's memory
+    directory (the task opens it, e.g. with :func:`agentmem.training.feature_memory`, since the vector
+    dimension depends on the model), ``model`` and ``dataset`` are registered names, ``options`` is an
+    :class:`agentmem.training.RunOptions`. ``run`` trains, evaluates, saves the checkpoint in the weight
+    memory and returns ``{"task", "model", "dataset", "metrics", "train_s", "weights": {"name",
+    "version"}, ...}`` (plus ``"plain_metrics"`` when ``options.memory``); ``evaluate`` reloads that
+    checkpoint and returns the same metrics.
     """
 
 
 @hookspec
 def register_datasets(register: Register) -> None:
-    """Provide named datasets: ``register(name, loader)``; ``loader(**options)`` returns the data a task
-    documents, or raises ``agentmem.errors.NotFoundError`` saying how to obtain the files."""
+    """Provide named datasets: ``register(name, loader, task=...)``; ``loader(quick=False, seed=0)``
+    returns the data the task ``task`` documents, or raises ``agentmem.errors.NotFoundError`` saying how
+    to obtain the files."""
 
 
 @hookspec
