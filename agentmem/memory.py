@@ -29,7 +29,7 @@ from agentmem.ltm.vector import VectorIndex
 from agentmem.ltm.weights import WeightStore
 from agentmem.plugins import get, get_embedder
 from agentmem.stm import ShortTermMemory
-from agentmem.types import Fact, Hit, Item
+from agentmem.types import Fact, Hit, Item, Source
 
 log = logging.getLogger("agentmem")
 JOURNAL_FILE = "journal.sqlite3"
@@ -369,7 +369,7 @@ class Memory:
                     item = items.get(item_id)
                     if item is None or not q.keep(item) or len(hits) == k:
                         continue
-                    source = "stm" if item_id in self.stm else (
+                    source: Source = "stm" if item_id in self.stm else (
                         "graph" if origin and not origin & retrieval.DIRECT else "ltm")
                     hits.append(Hit(item_id, item.text, score, item.metadata, source, item.scope,
                                     item.event_time))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -235,7 +235,7 @@ def _vectors(memory: Memory, ids: list[int]) -> np.ndarray:
     return out
 
 
-def _fill_dense(q: Query, dense: Evidence, ids: Mapping[int, Any]) -> None:
+def _fill_dense(q: Query, dense: Evidence, ids: Iterable[int]) -> None:
     """Exact cosines for candidates the dense list did not return itself."""
     missing = [i for i in ids if i not in dense.scores]
     if missing:

@@ -48,8 +48,8 @@ def _absolute(kind: str, g: tuple[str, ...]) -> tuple[datetime, datetime]:
         start = _utc(int(g[2]), _MONTHS[month.lower()], int(day))
         return start, start + timedelta(days=1)
     if kind == "my":
-        year, month = int(g[1]), _MONTHS[g[0].lower()]
-        return _utc(year, month), _utc(year + (month == 12), month % 12 + 1)
+        year, number = int(g[1]), _MONTHS[g[0].lower()]
+        return _utc(year, number), _utc(year + (number == 12), number % 12 + 1)
     return _utc(int(g[0]), 1), _utc(int(g[0]) + 1, 1)
 
 
