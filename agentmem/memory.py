@@ -140,7 +140,7 @@ class Memory:
             index.remove(stale.tolist())
         if len(missing):
             ids, vecs, scopes = self.journal.vectors(missing.tolist())
-            index.add(ids, vecs, scopes)
+            index.add(ids, vecs, scopes, defer_ann=True)  # searched exactly until the next save
         if (len(stale) or len(missing)) and not rebuilt:
             self._notice(f"vector cache was behind the journal: added {len(missing)}, dropped {len(stale)}")
         self._unsaved = len(stale) + len(missing) + int(rebuilt and file.exists())  # > 0: close saves it

@@ -283,3 +283,26 @@ def test_doctor_beside_a_writer_and_on_a_newer_schema(tmp_path: Path) -> None:
     assert code == 1 and "newer than this agentmem" in report["checks"][0]["detail"]
     code, report = doctor(str(tmp_path / "nowhere"))
     assert code == 1 and "holds no memory" in report["checks"][0]["detail"]
+
+
+def test_catch_up_after_a_crash_is_searched_exactly_then_indexed_on_close(tmp_path: Path) -> None:
+    """With the approximate (HNSW) index in use, a stale cache is caught up by copying vectors (no HNSW
+    insertions at open); the caught-up items are found at once, and the next save indexes them."""
+    path = tmp_path / "m"
+    opts = {"ann_threshold": 20, "stm_items": 10_000}
+    with reopen(path, **opts) as mem:
+        first = mem.remember_many([f"early note {n} on topic {n % 5}" for n in range(60)])
+        mem.consolidate()
+    old = (path / "vectors.npz").read_bytes()
+    with reopen(path, **opts) as mem:
+        late = mem.remember_many([f"late note {n} about the harbour crane" for n in range(40)])
+        mem.consolidate()
+    (path / "vectors.npz").write_bytes(old)  # as if the writer had been killed before saving
+    with reopen(path, **opts) as mem:
+        assert any("added 40" in n for n in mem.notices)
+        assert mem.vector._ann is not None and mem.vector._ann.ntotal == 60  # nothing inserted at open
+        for i in (late[0], late[-1], first[3]):
+            text = mem.get(i).text
+            assert mem.recall(text, k=1, embedding=mem.journal.vectors([i])[1][0])[0].id == i
+    with reopen(path, **opts) as mem:
+        assert mem.notices == [] and mem.vector._ann.ntotal == 100

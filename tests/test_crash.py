@@ -396,5 +396,63 @@ def test_sigkill_torture(tmp_path: Path) -> None:
     assert len(model.alive) > 50 and model.forgotten and model.weights and model.facts, "the workload did too little"
 
 
+BUILD = """
+import sys, numpy as np, agentmem
+path, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(seed)
+mem = agentmem.Memory(path, stm_items=4096, dedup=False)  # the default embedder's 384 dims; vectors given
+for start in range(0, n, 4096):
+    m = min(4096, n - start)
+    mem.remember_many([f"item {seed}-{start + j} on topic {(start + j) % 977}" for j in range(m)],
+                      embeddings=rng.standard_normal((m, mem.dim)).astype(np.float32),
+                      scope={"user": f"u{start % 7}"}, progress=False)
+mem.consolidate()
+if seed:  # the second writer: killed after its acknowledged work, before any save of the cache
+    print("done", flush=True)
+    import os, signal
+    os.kill(os.getpid(), signal.SIGKILL)
+mem.close()
+"""
+
+REOPEN = """
+import json, sys, time, agentmem
+t0 = time.perf_counter()
+mem = agentmem.Memory(sys.argv[1], read_only=True)
+opened = time.perf_counter() - t0
+q = mem.journal.vectors([int(sys.argv[2])])[1][0]
+t1 = time.perf_counter()
+hit = mem.recall("item", k=1, embedding=q)[0].id
+print(json.dumps({"open_s": opened, "recall_s": time.perf_counter() - t1, "items": len(mem), "hit": hit,
+                  "notices": mem.notices}))
+"""
+
+
+@pytest.mark.skipif(not os.environ.get("AGENTMEM_LONG"), reason="builds 100k items (minutes): AGENTMEM_LONG=1")
+def test_reopen_100k_after_a_kill_within_10s(tmp_path: Path) -> None:
+    """100k items with the HNSW index, then a writer adds 5k more and is SIGKILLed before saving the
+    cache: reopening (a fresh process) catches up within 10 s; so does reopening with no cache at all."""
+    env = {**os.environ, "AGENTMEM_LOAD_PLUGINS": ""}
+    path = str(tmp_path / "m100k")
+    subprocess.run([sys.executable, "-c", BUILD, path, "100000", "0"], check=True, env=env, timeout=900)
+    killed = subprocess.run([sys.executable, "-c", BUILD, path, "5000", "1"], env=env, timeout=600,
+                            capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL and "done" in killed.stdout, killed.stderr
+
+    def reopen() -> dict[str, Any]:
+        out = subprocess.run([sys.executable, "-c", REOPEN, path, "100003"], env=env, timeout=600,
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out)
+
+    after_kill = reopen()
+    (tmp_path / "m100k" / "vectors.npz").unlink()
+    no_cache = reopen()
+    print(f"reopen of 105k items: after a kill {after_kill['open_s']:.2f} s, without a cache "
+          f"{no_cache['open_s']:.2f} s; first recall {after_kill['recall_s'] * 1000:.1f} ms")
+    for run in (after_kill, no_cache):
+        assert run["items"] == 105_000 and run["hit"] == 100003
+        assert run["open_s"] <= 10.0, run
+    assert any("added 5000" in n for n in after_kill["notices"])
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["zygote"]:
     _zygote()

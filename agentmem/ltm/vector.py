@@ -42,6 +42,7 @@ class VectorIndex:
         self._row: dict[int, int] = {}
         self._ann: Any = None  # faiss.IndexHNSWFlat over rows [0, n)
         self._gpu: Any = None  # torch copy of the vectors on CUDA, when present
+        self._deferred = False  # rows past _ann.ntotal wait for the next save (see add)
         self.dead = 0
 
     # --- writes --------------------------------------------------------------------------------
@@ -81,8 +82,11 @@ class VectorIndex:
             table[value] = len(table) + 1
         return table[value]
 
-    def add(self, ids: np.ndarray, vecs: np.ndarray, scopes: list[dict[str, str]]) -> None:
-        """Add rows; ``vecs`` has shape (len(ids), dim) and unit-length rows."""
+    def add(self, ids: np.ndarray, vecs: np.ndarray, scopes: list[dict[str, str]], *,
+            defer_ann: bool = False) -> None:
+        """Add rows; ``vecs`` has shape (len(ids), dim) and unit-length rows. ``defer_ann`` leaves them,
+        and every row after them, out of the approximate index until the next ``save`` (they are
+        searched exactly meanwhile): catching up after a crash then costs a copy, not HNSW insertions."""
         vecs = np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(ids), self.dim)
         self._grow(len(ids))
         start, end = self.n, self.n + len(ids)
@@ -95,9 +99,15 @@ class VectorIndex:
             self._row[int(item_id)] = start + j
         self.n = end
         self._gpu = None
-        if self._ann is not None:
-            self._ann.add(vecs)
-        elif self.n >= self.ann_threshold:
+        self._deferred = self._deferred or defer_ann
+        if not self._deferred:
+            self._index_pending()
+
+    def _index_pending(self) -> None:
+        """Insert rows the approximate index lacks (or build it once the size calls for one)."""
+        if self._ann is not None and self._ann.ntotal < self.n:
+            self._ann.add(self._vecs[self._ann.ntotal : self.n])
+        elif self._ann is None and self.n >= self.ann_threshold:
             self._build_ann()
 
     def remove(self, ids: list[int]) -> None:
@@ -122,6 +132,7 @@ class VectorIndex:
         self._alive[: len(ids)] = True
         self._row = {int(i): r for r, i in enumerate(ids)}
         self.n = len(ids)
+        self._deferred = False
         if self.n >= self.ann_threshold:
             self._build_ann()
 
@@ -227,8 +238,16 @@ class VectorIndex:
             # a selective filter needs a wider beam to keep recall
             params.efSearch = int(min(1024, params.efSearch * max(1.0, self.n / max(len(rows), 1)) ** 0.5))
         scores, labels = self._ann.search(queries, k, params=params)
-        return [[(int(self._ids[r]), float(s)) for r, s in zip(lab, sc, strict=True) if r >= 0]
-                for lab, sc in zip(labels, scores, strict=True)]
+        found = [[(int(self._ids[r]), float(s)) for r, s in zip(lab, sc, strict=True) if r >= 0]
+                 for lab, sc in zip(labels, scores, strict=True)]
+        start = self._ann.ntotal
+        if start < self.n:  # deferred rows, not in the approximate index yet: searched exactly
+            tail = np.arange(start, self.n)[(self._alive if mask is None else mask)[start : self.n]]
+            if len(tail):
+                extra = queries @ self._vecs[tail].T  # (n_queries, len(tail))
+                found = [sorted(f + self._top(tail, e, k), key=lambda h: -h[1])[:k]
+                         for f, e in zip(found, extra, strict=True)]
+        return found
 
     # --- persistence ---------------------------------------------------------------------------
 
@@ -243,6 +262,8 @@ class VectorIndex:
             "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
             "ids": self._ids[: self.n], "alive": self._alive[: self.n], "codes": self._codes[: self.n],
         }
+        self._index_pending()
+        self._deferred = False
         if self._ann is not None:  # the HNSW index stores the vectors itself: save them once
             arrays["ann"] = faiss.serialize_index(self._ann)
         else:
@@ -283,6 +304,5 @@ class VectorIndex:
                 raise ValueError(f"approximate index holds {index._ann.ntotal} rows of {index._ann.d} dims, "
                                  f"expected {n} of {dim}")
             index._vecs[:n] = index._ann.reconstruct_n(0, n)
-        elif n >= index.ann_threshold:
-            index._build_ann()
+        index._deferred = index._ann is None and n >= index.ann_threshold  # built at the next save, not here
         return index

@@ -72,11 +72,11 @@ def _check_state(state: object) -> dict[str, Any]:
         if arr.dtype.kind not in "biuf":
             raise InvalidInputError(f"state[{key!r}] must be a torch tensor or a numeric numpy array, "
                                     f"got {type(value).__name__}")
-        out[key] = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+        out[key] = np.array(arr, dtype=arr.dtype.newbyteorder("="), order="C")  # keeps 0-d shapes
     if _is_torch(out) and not all(type(v).__module__.startswith("torch") for v in out.values()):
         import torch
 
-        out = {k: v if type(v).__module__.startswith("torch") else torch.from_numpy(np.ascontiguousarray(v))
+        out = {k: v if type(v).__module__.startswith("torch") else torch.from_numpy(v)
                for k, v in out.items()}
     return out
 
@@ -133,7 +133,7 @@ class WeightStore:
             import numpy as np
             from safetensors.numpy import save_file as save_numpy
 
-            save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path))
+            save_numpy(state, str(path))  # _check_state made every array C-contiguous, shapes kept
         with open(path, "rb+") as fh:
             os.fsync(fh.fileno())
 
