@@ -270,7 +270,6 @@ def mmr(order: list[int], scores: Mapping[int, float], vecs: np.ndarray, diversi
         return list(order)
     rel = np.array([scores[i] for i in order], dtype=np.float64)
     rel = (rel - rel.min()) / max(float(rel.max() - rel.min()), 1e-12)
-    sim = vecs @ vecs.T  # (m, m)
     taken: list[int] = []
     closest = np.full(len(order), -np.inf)
     free = np.ones(len(order), dtype=bool)
@@ -280,7 +279,7 @@ def mmr(order: list[int], scores: Mapping[int, float], vecs: np.ndarray, diversi
         j = int(np.argmax(value))
         taken.append(j)
         free[j] = False
-        closest = np.maximum(closest, sim[j])
+        closest = np.maximum(closest, vecs @ vecs[j])  # (m,): one row at a time, only as needed
     return [order[j] for j in taken] + [order[j] for j in range(len(order)) if free[j]]
 
 

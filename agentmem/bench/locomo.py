@@ -215,11 +215,11 @@ def format_table(report: dict[str, Any], ks: list[int]) -> str:
                  f"p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms; on the largest ({big['turns']} turns) "
                  f"p50 {big['p50']:.1f} ms, p95 {big['p95']:.1f} ms (query encoding included)")
     if "ablation" in report:
-        lines += ["", f"{'ablation':<24}{'R@10 all':>9}{'R@25 all':>9}{'R@10 1-4':>9}{'p50 ms*':>9}"]
+        cols = [("all", "1"), ("all", "10"), ("all", "25"), ("1-4", "10")]
+        lines += ["", f"{'ablation':<24}" + "".join(f"{f'R@{k} {g}':>10}" for g, k in cols) + f"{'p50 ms*':>9}"]
         for name, row in report["ablation"].items():
             r = row["recall"]
-            lines.append(f"{name:<24}{r['all'].get('10', float('nan')):>9.3f}{r['all'].get('25', float('nan')):>9.3f}"
-                         f"{r['1-4'].get('10', float('nan')):>9.3f}"
+            lines.append(f"{name:<24}" + "".join(f"{r[g].get(k, float('nan')):>10.3f}" for g, k in cols) +
                          f"{row['latency_ms_precomputed_query']['p50']:>9.1f}")
         lines.append("* recall latency with the query embedding precomputed (fusion, search and graph only)")
     return "\n".join(lines)
@@ -233,10 +233,19 @@ def format_table(report: dict[str, Any], ks: list[int]) -> str:
 @click.option("--embedder", default=None, help="registered embedder name (default: minilm)")
 @click.option("--ablation", is_flag=True, help="also rerun recall with each component switched off")
 @click.option("--limit", type=int, default=None, help="only the first N conversations")
+@click.option("--threads", type=int, default=None,
+              help="torch threads (default: torch's own; 1 is steadier on a busy shared CPU)")
 def locomo(data: str | None, ks: str, json_out: str | None, embedder: str | None, ablation: bool,
-           limit: int | None) -> None:
+           limit: int | None, threads: int | None) -> None:
     """Evidence recall@k on LoCoMo-format conversations, beside dense and lexical baselines."""
+    import torch
+
     from agentmem.errors import InvalidInputError
+
+    if threads is not None:
+        if threads < 1:
+            raise InvalidInputError("--threads must be >= 1")
+        torch.set_num_threads(threads)
 
     try:
         k_list = sorted({int(x) for x in ks.split(",") if x.strip()})
@@ -248,6 +257,7 @@ def locomo(data: str | None, ks: str, json_out: str | None, embedder: str | None
     options = {"embedder": embedder} if embedder else {}
     report = evaluate(convs, k_list, options, ablation, lambda m: click.echo(m, err=True))
     report["data"] = str(data or DEFAULT_DATA)
+    report["torch_threads"] = torch.get_num_threads()
     click.echo(format_table(report, k_list))
     if json_out:
         Path(json_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
