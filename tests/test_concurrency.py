@@ -214,12 +214,12 @@ def test_one_writer_others_wait_then_get_a_clear_error(tmp_path: Path) -> None:
         assert out.startswith("locked"), err
         assert f"pid {writer.pid}" in out and "read_only=True" in out and "lock_timeout" in out
         waited = float(out.split()[1])
-        assert 0.3 <= waited < 3.0
+        assert 0.3 <= waited < 5.0  # bounded: the timeout plus scheduling slack on a busy machine
         # this process: the same, and a reader beside the writer sees every acknowledged item
         t0 = time.monotonic()
         with pytest.raises(errors.MemoryLockedError):
             agentmem.Memory(path, embedder="hash", lock_timeout=0.2)
-        assert time.monotonic() - t0 < 3.0
+        assert time.monotonic() - t0 < 5.0
         with agentmem.Memory(path, read_only=True) as reader:
             assert {i for i in acked} <= {it.id for it in reader}
             assert reader.recall("held note 2", k=3)[0].text.startswith("held note 2")
