@@ -100,6 +100,9 @@ class SessionRecommender(nn.Module):
         d = d or (32 if quick else 64)
         self.feature_dim = d
         self.item_emb = nn.Embedding(items + 1, d, padding_idx=0)
+        nn.init.normal_(self.item_emb.weight, std=d ** -0.5)  # scores are raw dot products: keep them small
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
         self.rnn = _rnn(cell, d, d, layers, batch_first=True)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(d, d)

@@ -17,6 +17,10 @@ class SASRec(nn.Module):
         layers = layers or (1 if quick else 2)
         self.feature_dim, self.max_len = d, max_len
         self.item_emb = nn.Embedding(items + 1, d, padding_idx=0)
+        # small item vectors: inputs are scaled by sqrt(d), and scores are raw dot products
+        nn.init.normal_(self.item_emb.weight, std=d ** -0.5)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
         self.pos = nn.Embedding(max_len, d)
         self.drop = nn.Dropout(dropout)
         block = nn.TransformerEncoderLayer(d, heads, d, dropout, batch_first=True, norm_first=True)
