@@ -214,3 +214,19 @@ def test_an_old_journal_gets_its_windows_on_upgrade(tmp_path: Path, monkeypatch:
     assert [i for i, _ in m.journal.lexical("city", 10, U, windows=True)] == [1, 2]
     assert m.recall("which city", k=2, scope=U)
     m.close()
+
+
+def test_score_sample_covers_the_scope_or_spreads_over_it() -> None:
+    from agentmem.ltm.vector import VectorIndex
+
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((500, 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = VectorIndex(8)
+    index.add(np.arange(1, 501), vecs, [{"user": "a" if i % 2 else "b"} for i in range(500)])
+    q = vecs[0]
+    assert np.allclose(np.sort(index.sample_scores(q, None, 1000)), np.sort(vecs @ q))  # small: all rows
+    mask = index.mask({"user": "a"})
+    assert np.allclose(np.sort(index.sample_scores(q, mask, 1000)), np.sort(vecs[1::2] @ q))
+    sample = index.sample_scores(q, None, 50)
+    assert np.allclose(sample, vecs[::10] @ q)  # large: an even spread, every 10th row here

@@ -19,25 +19,22 @@ if TYPE_CHECKING:
     from agentmem.memory import Memory
 
 
-def _links(memory: Memory, entities: Iterable[str], scope: dict[str, str]) -> list[tuple[str, int]]:
-    """(entity, item id) for every fact in ``scope`` with the entity as subject or object."""
-    names = sorted(set(entities))
-    if not names:
-        return []
-    marks = ",".join("?" * len(names))
+def _specific(memory: Memory, entities: Iterable[str], scope: dict[str, str], max_df: int,
+              min_df: int = 1) -> dict[str, set[int]]:
+    """Entity -> the items of ``scope`` linked to it (as subject or object of a fact), for entities
+    linked to at least ``min_df`` and at most ``max_df`` items. Reads at most ``max_df + 1`` links
+    per entity, so a hub costs no more than a rare entity."""
     s_sql, s_params = scope_clause(scope)
-    sql = (f"SELECT subject, item_id FROM facts WHERE subject IN ({marks}) AND item_id IS NOT NULL{s_sql} "
-           f"UNION SELECT object, item_id FROM facts WHERE object IN ({marks}) AND item_id IS NOT NULL{s_sql}")
+    sql = (f"SELECT item_id FROM facts WHERE subject = ? AND item_id IS NOT NULL{s_sql} UNION "
+           f"SELECT item_id FROM facts WHERE object = ? AND item_id IS NOT NULL{s_sql} LIMIT ?")
+    out: dict[str, set[int]] = {}
     with memory.journal.lock:
-        return [(e, int(i)) for e, i in memory.journal.conn.execute(sql, [*names, *s_params, *names, *s_params])]
-
-
-def _specific(links: list[tuple[str, int]], max_df: int, min_df: int = 1) -> dict[str, set[int]]:
-    """Entity -> its items, for entities linked to at least ``min_df`` and at most ``max_df`` items."""
-    items: dict[str, set[int]] = {}
-    for entity, item in links:
-        items.setdefault(entity, set()).add(item)
-    return {e: ids for e, ids in items.items() if min_df <= len(ids) <= max_df}
+        for entity in sorted(set(entities)):
+            rows = memory.journal.conn.execute(sql, [entity, *s_params, entity, *s_params, max_df + 1])
+            items = {int(r[0]) for r in rows}
+            if min_df <= len(items) <= max_df:
+                out[entity] = items
+    return out
 
 
 @hookimpl
@@ -46,7 +43,7 @@ def recall_candidates(memory: Memory, query: str, scope: dict[str, str], k: int)
     entities = memory.graph.find_entities(query)
     if not entities:
         return []
-    found = _specific(_links(memory, entities, scope), memory.config.graph_max_df)
+    found = _specific(memory, entities, scope, memory.config.graph_max_df)
     votes: dict[int, int] = {}
     for ids in found.values():
         for i in ids:
@@ -66,7 +63,7 @@ def expand(memory: Memory, seeds: list[int], scope: dict[str, str], max_df: int)
     seed_entities: dict[int, set[str]] = {}
     for item, s, o in rows:
         seed_entities.setdefault(int(item), set()).update((s, o))
-    found = _specific(_links(memory, set().union(*seed_entities.values()) if seed_entities else (), scope),
+    found = _specific(memory, set().union(*seed_entities.values()) if seed_entities else (), scope,
                       max_df, min_df=2)
     gains: dict[int, float] = {}
     for seed, entities in seed_entities.items():
