@@ -133,18 +133,26 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def prune(model: torch.nn.Module, amount: float = 0.5) -> tuple[torch.nn.Module, dict[str, float]]:
-    """A copy of ``model`` with the ``amount`` fraction of smallest-magnitude weights of every Linear
-    and Conv layer set to zero (global L1 unstructured pruning, made permanent)."""
+    """A copy of ``model`` with the ``amount`` fraction of smallest-magnitude weights of every Linear,
+    Conv, LSTM/GRU and attention input projection set to zero (global L1 unstructured pruning, made
+    permanent). Embeddings, norms and biases are kept."""
     from torch import nn
     from torch.nn.utils import prune as tprune
 
     pruned = copy.deepcopy(model)
-    targets = [(m, "weight") for m in pruned.modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)]
+    targets: list[tuple[nn.Module, str]] = []
+    for m in pruned.modules():
+        if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
+            targets.append((m, "weight"))
+        elif isinstance(m, nn.LSTM | nn.GRU):
+            targets += [(m, n) for n, _ in m.named_parameters(recurse=False) if n.startswith("weight_")]
+        elif isinstance(m, nn.MultiheadAttention) and m.in_proj_weight is not None:
+            targets.append((m, "in_proj_weight"))
     tprune.global_unstructured(targets, pruning_method=tprune.L1Unstructured, amount=amount)
     for m, name in targets:
         tprune.remove(m, name)
-    total = sum(m.weight.numel() for m, _ in targets)
-    zeros = sum(int((m.weight == 0).sum()) for m, _ in targets)
+    total = sum(getattr(m, n).numel() for m, n in targets)
+    zeros = sum(int((getattr(m, n) == 0).sum()) for m, n in targets)
     dense = model_bytes(pruned)
     # stored sparse: the non-zero float32 values plus a one-bit-per-weight mask
     sparse = dense - 4 * total + 4 * (total - zeros) + (total + 7) // 8

@@ -202,8 +202,8 @@ def fit(model: torch.nn.Module, train_batches: Callable[[int], Iterable[Any]],
         weight_decay: float = 0.0, clip: float = 1.0, warmup_steps: int = 0, patience: int = 3,
         params: Iterable[torch.nn.Parameter] | None = None, desc: str = "train") -> FitResult:
     """Train with AdamW (linear warm-up, cosine decay), validate after every epoch (higher is
-    better), stop after ``opts.patience`` (else ``patience``) epochs without improvement, and restore
-    the best weights.
+    better; ties count as improvement), stop after ``opts.patience`` (else ``patience``) epochs
+    without improvement, and restore the best weights.
 
     ``train_batches(epoch)`` yields batches; ``loss_fn(model, batch)`` returns a scalar loss.
     """
@@ -250,7 +250,7 @@ def fit(model: torch.nn.Module, train_batches: Callable[[int], Iterable[Any]],
             recorder.record("epoch", epoch + 1, {k: v for k, v in row.items() if k != "epoch"})
         if opts.progress:
             print(f"{desc} epoch {epoch + 1}: loss {row['loss']:.4f} val {score:.4f}", flush=True)
-        if score > best:
+        if score >= best:  # a tie goes to the later, longer-trained weights
             best, bad = score, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
