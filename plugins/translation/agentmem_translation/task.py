@@ -23,7 +23,7 @@ from agentmem_translation import tm
 from agentmem_translation.data import BOS, EOS, PAD, Split, TranslationData, detokenize
 
 RECIPES = {"transformer": (30, 5e-4), "lstm": (20, 1e-3)}
-LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.4)
+LAMBDAS = (0.0, 0.1, 0.2, 0.3)
 TAUS = (0.05, 0.1)
 K_PAIRS = 8
 MAX_LEN = 100
