@@ -125,7 +125,7 @@ def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray) -
     best: dict[int, tuple[int, float]] = {}
     for rows in groups.values():
         scope = entries[rows[0]].item.scope
-        results = memory.vector.search_batch(embs[rows], 1, memory.vector.mask(scope))
+        results = memory.vector.search_batch(embs[rows], 1, memory.vector.mask(scope), ef_search=16)
         for row, hits in zip(rows, results, strict=True):
             if hits:
                 best[entries[row].item.id] = hits[0]

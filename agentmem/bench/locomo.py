@@ -225,6 +225,24 @@ def format_table(report: dict[str, Any], ks: list[int]) -> str:
     return "\n".join(lines)
 
 
+def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as Config overrides; values are JSON when they parse, strings otherwise."""
+    from agentmem.config import Config
+    from agentmem.errors import InvalidInputError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidInputError(f"--set {pair!r} must look like KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    Config().updated(**out)  # unknown keys and bad values fail here, before any work
+    return out
+
+
 @bench.command("locomo")
 @click.option("--data", "data", type=click.Path(dir_okay=False), default=None,
               help="LoCoMo-format JSON (default: ../shared/data/locomo/locomo-dev.json)")
@@ -235,8 +253,10 @@ def format_table(report: dict[str, Any], ks: list[int]) -> str:
 @click.option("--limit", type=int, default=None, help="only the first N conversations")
 @click.option("--threads", type=int, default=None,
               help="torch threads (default: torch's own; 1 is steadier on a busy shared CPU)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="override a Config option for the whole run, e.g. --set lexical_budget=2000 (repeatable)")
 def locomo(data: str | None, ks: str, json_out: str | None, embedder: str | None, ablation: bool,
-           limit: int | None, threads: int | None) -> None:
+           limit: int | None, threads: int | None, overrides: tuple[str, ...]) -> None:
     """Evidence recall@k on LoCoMo-format conversations, beside dense and lexical baselines."""
     import torch
 
@@ -254,9 +274,11 @@ def locomo(data: str | None, ks: str, json_out: str | None, embedder: str | None
     if not k_list or k_list[0] < 1:
         raise InvalidInputError("--k needs at least one k >= 1")
     convs = load(data or DEFAULT_DATA)[:limit]
-    options = {"embedder": embedder} if embedder else {}
+    options: dict[str, Any] = {"embedder": embedder} if embedder else {}
+    options.update(parse_overrides(overrides))
     report = evaluate(convs, k_list, options, ablation, lambda m: click.echo(m, err=True))
     report["data"] = str(data or DEFAULT_DATA)
+    report["config_overrides"] = dict(parse_overrides(overrides))
     report["torch_threads"] = torch.get_num_threads()
     click.echo(format_table(report, k_list))
     if json_out:

@@ -75,6 +75,7 @@ class KnowledgeGraph:
         self._writable = writable
         self.g: nx.MultiDiGraph = nx.MultiDiGraph()
         self._by_lower: dict[str, set[str]] = {}
+        self._item_edges: dict[int, set[tuple[str, str, int]]] = {}  # item -> its edges (s, o, fact id)
         self._max_words = 1
         self.rebuild()
 
@@ -83,6 +84,7 @@ class KnowledgeGraph:
         """Reload the graph from the journal."""
         self.g.clear()
         self._by_lower.clear()
+        self._item_edges.clear()
         with self._journal.lock:
             rows = self._journal.conn.execute(
                 "SELECT id, subject, relation, object, item_id, user, agent, session FROM facts").fetchall()
@@ -92,6 +94,8 @@ class KnowledgeGraph:
 
     def _add_edge(self, fid: int, s: str, r: str, o: str, item: int | None, scope: dict[str, str]) -> None:
         self.g.add_edge(s, o, key=fid, relation=r, item=item, scope=scope)
+        if item is not None:
+            self._item_edges.setdefault(item, set()).add((s, o, fid))
         for name in (s, o):
             self._by_lower.setdefault(name.lower(), set()).add(name)
             self._max_words = max(self._max_words, min(6, len(_WORD.findall(name))))
@@ -243,8 +247,7 @@ class KnowledgeGraph:
     @_locked
     def remove_items(self, ids: Iterable[int]) -> None:
         """Drop edges linked to forgotten items (the journal rows are deleted by the caller)."""
-        gone = set(ids)
-        doomed = [(s, o, k) for s, o, k, d in self.g.edges(keys=True, data=True) if d["item"] in gone]
+        doomed = [edge for i in set(ids) for edge in self._item_edges.pop(i, ())]
         for s, o, k in doomed:
             self.g.remove_edge(s, o, k)
         for node in {x for e in doomed for x in e[:2]}:
@@ -260,9 +263,11 @@ class KnowledgeGraph:
     @_locked
     def relink(self, old: int, new: int) -> None:
         """Point edges of a merged item at the item it was merged into."""
-        for _, _, _, d in self.g.edges(keys=True, data=True):
-            if d["item"] == old:
-                d["item"] = new
+        edges = self._item_edges.pop(old, set())
+        for s, o, k in edges:
+            self.g[s][o][k]["item"] = new
+        if edges:
+            self._item_edges.setdefault(new, set()).update(edges)
 
     @_locked
     def stats(self) -> dict[str, int]:

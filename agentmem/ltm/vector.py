@@ -20,6 +20,7 @@ import numpy as np
 from agentmem.types import SCOPE_KEYS
 
 FORMAT = 1
+ANN_BATCH = 4096  # rows added to the HNSW index at a time; fewer wait in an exactly-searched tail
 
 
 class VectorIndex:
@@ -100,7 +101,8 @@ class VectorIndex:
         self.n = end
         self._gpu = None
         self._deferred = self._deferred or defer_ann
-        if not self._deferred:
+        # HNSW insertions pay off in batches: until ANN_BATCH rows are waiting they are searched exactly
+        if not self._deferred and (self._ann is None or self.n - self._ann.ntotal >= ANN_BATCH):
             self._index_pending()
 
     def _index_pending(self) -> None:
@@ -177,9 +179,10 @@ class VectorIndex:
             return self._top(rows, scores[rows], k)
         return self._top(np.arange(self.n), scores, k)
 
-    def search_batch(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
-                     ) -> list[list[tuple[int, float]]]:
-        """``search`` for many queries (n, dim) at once: one matrix product or one FAISS call."""
+    def search_batch(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None,
+                     ef_search: int | None = None) -> list[list[tuple[int, float]]]:
+        """``search`` for many queries (n, dim) at once: one matrix product or one FAISS call.
+        ``ef_search`` overrides the HNSW beam (a near-duplicate check needs less than a recall)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         if self.n == 0 or k <= 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
@@ -187,7 +190,7 @@ class VectorIndex:
         if len(rows) == 0:
             return [[] for _ in range(len(queries))]
         if self._ann is not None and len(rows) > self.exact_subset_limit:
-            return self._search_ann_batch(queries, k, mask, None if mask is None else rows)
+            return self._search_ann_batch(queries, k, mask, None if mask is None else rows, ef_search)
         sub = self._vecs[rows] if len(rows) < self.n else self._vecs[: self.n]
         scores = queries @ sub.T  # (n_queries, len(rows))
         if k == 1:
@@ -230,11 +233,11 @@ class VectorIndex:
         return self._search_ann_batch(q.reshape(1, -1), k, mask, rows)[0]
 
     def _search_ann_batch(self, queries: np.ndarray, k: int, mask: np.ndarray | None,
-                          rows: np.ndarray | None) -> list[list[tuple[int, float]]]:
+                          rows: np.ndarray | None, ef_search: int | None = None) -> list[list[tuple[int, float]]]:
         import faiss
 
         params = faiss.SearchParametersHNSW()
-        params.efSearch = max(self.ef_search, k)
+        params.efSearch = max(ef_search or self.ef_search, k)
         if mask is not None and rows is not None:
             bitmap = np.packbits(mask, bitorder="little")
             params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
