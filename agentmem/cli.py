@@ -157,7 +157,11 @@ def stats(path: str | None, as_json: bool) -> None:
     """Counts and sizes of every store."""
     with _open(path, read_only=True) as mem:
         data = mem.stats()
-    _emit(as_json, data, lambda: [click.echo(f"{k:<18} {v}") for k, v in data.items()])
+    def human() -> None:
+        for key, value in data.items():
+            click.echo(f"{key:<18} {value}")
+
+    _emit(as_json, data, human)
 
 
 @cli.command()

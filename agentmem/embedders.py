@@ -7,6 +7,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,10 +45,10 @@ class SentenceTransformerEmbedder(Embedder):
         self.name = name
         self._path = path
         self._batch_size = batch_size
-        self._model = None
+        self._model: Any = None
         self._dim: int | None = None
 
-    def _load(self):  # type: ignore[no-untyped-def]
+    def _load(self) -> Any:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

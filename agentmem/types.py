@@ -59,4 +59,4 @@ class Event:
     kind: str = "text"
     metadata: dict[str, Any] = field(default_factory=dict)
     scope: dict[str, str] | None = None
-    time: float | None = None
+    time: Any = None  # when it happened: unix seconds, datetime or ISO-8601 string

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -95,9 +95,9 @@ def when(value: object, name: str = "time") -> float | None:
     if isinstance(value, int | float | np.floating | np.integer):
         t = float(value)
     elif isinstance(value, datetime):
-        t = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+        t = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     elif isinstance(value, date):
-        t = datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
+        t = datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip())

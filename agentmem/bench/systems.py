@@ -85,11 +85,13 @@ def run_faiss(d: Path, ann: bool) -> dict[str, Any]:
     import faiss
 
     _, vecs, _, qv, truth = _load(d)
-    index = faiss.IndexHNSWFlat(vecs.shape[1], 32, faiss.METRIC_INNER_PRODUCT) if ann \
-        else faiss.IndexFlatIP(vecs.shape[1])
+    index: Any
     if ann:
+        index = faiss.IndexHNSWFlat(vecs.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 64
         index.hnsw.efSearch = 64
+    else:
+        index = faiss.IndexFlatIP(vecs.shape[1])
     t = time.perf_counter()
     for start in range(0, len(vecs), 65536):
         index.add(np.ascontiguousarray(vecs[start:start + 65536]))

@@ -237,7 +237,7 @@ class KnowledgeGraph:
             for entity in layer:
                 if entity not in self.g:
                     continue
-                for s, o, data in [*self.g.out_edges(entity, data=True), *self.g.in_edges(entity, data=True)]:
+                for _, _, data in [*self.g.out_edges(entity, data=True), *self.g.in_edges(entity, data=True)]:
                     item = data["item"]
                     if item is not None and item not in seen and _in_scope(data["scope"], scope):
                         seen.add(item)

@@ -221,10 +221,7 @@ class VectorIndex:
         return self._vecs[: self.n] @ q
 
     def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if len(scores) > k:
-            part = np.argpartition(-scores, k - 1)[:k]
-        else:
-            part = np.arange(len(scores))
+        part = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
         order = part[np.argsort(-scores[part], kind="stable")]
         return [(int(self._ids[rows[j]]), float(scores[j])) for j in order]
 
@@ -236,7 +233,7 @@ class VectorIndex:
                           rows: np.ndarray | None, ef_search: int | None = None) -> list[list[tuple[int, float]]]:
         import faiss
 
-        params = faiss.SearchParametersHNSW()
+        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from the stubs
         params.efSearch = max(ef_search or self.ef_search, k)
         if mask is not None and rows is not None:
             bitmap = np.packbits(mask, bitorder="little")
@@ -275,7 +272,7 @@ class VectorIndex:
         else:
             arrays["vecs"] = self._vecs[: self.n]
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # the stub mistypes **kwds
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

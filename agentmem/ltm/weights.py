@@ -130,7 +130,6 @@ class WeightStore:
 
             save_torch({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(path))
         else:
-            import numpy as np
             from safetensors.numpy import save_file as save_numpy
 
             save_numpy(state, str(path))  # _check_state made every array C-contiguous, shapes kept
