@@ -208,40 +208,21 @@ def fit(model: torch.nn.Module, train_batches: Callable[[int], Iterable[Any]],
     ``train_batches(epoch)`` yields batches; ``loss_fn(model, batch)`` returns a scalar loss.
     """
     import torch
-    from tqdm.auto import tqdm
 
     trainable = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
-    optim = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    loop = _Loop(torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98)),
+                 trainable, lr, warmup_steps, clip)
     writer = _tensorboard(opts.tensorboard, desc)
-    best, best_state, bad, history, step = -math.inf, None, 0, [], 0
-    total_steps: int | None = None
+    best, best_state, bad, history = -math.inf, None, 0, []
     start = time.perf_counter()
     for epoch in range(epochs):
         model.train()
-        losses: list[float] = []
-        grads: dict[str, float] = {}  # mean gradient norm per top-level module
-        samples = 0
-        batches = list(train_batches(epoch))
-        total_steps = total_steps or len(batches) * epochs
-        warmup_steps = min(warmup_steps, total_steps // 5)
-        for batch in tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not opts.progress):
-            for g in optim.param_groups:
-                g["lr"] = lr * _schedule(step, warmup_steps, total_steps)
-            loss = loss_fn(model, batch)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            if len(losses) % 10 == 0:  # gradient statistics (before clipping) every 10th step
-                samples += 1
-                for k, v in grad_stats(model).items():
-                    grads[k] = grads.get(k, 0.0) + v
-            torch.nn.utils.clip_grad_norm_(trainable, clip)
-            optim.step()
-            losses.append(float(loss.detach()))
-            step += 1
+        losses, grads = loop.epoch(model, list(train_batches(epoch)), loss_fn, epochs,
+                                   f"{desc} {epoch + 1}/{epochs}", opts.progress)
         model.eval()
         score = float(validate())
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val": score,
-               **{f"grad/{k}": v / max(samples, 1) for k, v in grads.items()}}
+               **{f"grad/{k}": v for k, v in grads.items()}}
         history.append(row)
         if writer is not None:
             for k, v in row.items():
@@ -251,8 +232,7 @@ def fit(model: torch.nn.Module, train_batches: Callable[[int], Iterable[Any]],
         if opts.progress:
             print(f"{desc} epoch {epoch + 1}: loss {row['loss']:.4f} val {score:.4f}", flush=True)
         if score >= best:  # a tie goes to the later, longer-trained weights
-            best, bad = score, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best, bad, best_state = score, 0, copy.deepcopy(model.state_dict())
         else:
             bad += 1
             if bad >= (opts.patience or patience):
@@ -263,6 +243,42 @@ def fit(model: torch.nn.Module, train_batches: Callable[[int], Iterable[Any]],
     if writer is not None:
         writer.close()
     return FitResult(best, len(history), time.perf_counter() - start, history)
+
+
+class _Loop:
+    """One optimiser's steps across epochs: learning-rate schedule, clipping, gradient statistics."""
+
+    def __init__(self, optim: Any, params: list[Any], lr: float, warmup: int, clip: float) -> None:
+        self.optim, self.params, self.lr, self.warmup, self.clip = optim, params, lr, warmup, clip
+        self.step = 0
+
+    def epoch(self, model: Any, batches: list[Any], loss_fn: Callable[[Any, Any], Any], epochs: int,
+              desc: str, progress: bool) -> tuple[list[float], dict[str, float]]:
+        """Train on ``batches``; return the losses and the mean (pre-clipping) gradient norm per
+        top-level module, sampled every 10th step."""
+        import torch
+        from tqdm.auto import tqdm
+
+        total = len(batches) * epochs
+        warmup = min(self.warmup, total // 5)
+        losses: list[float] = []
+        grads: dict[str, float] = {}
+        samples = 0
+        for batch in tqdm(batches, desc=desc, leave=False, disable=not progress):
+            for g in self.optim.param_groups:
+                g["lr"] = self.lr * _schedule(self.step, warmup, total)
+            loss = loss_fn(model, batch)
+            self.optim.zero_grad(set_to_none=True)
+            loss.backward()
+            if len(losses) % 10 == 0:
+                samples += 1
+                for k, v in grad_stats(model).items():
+                    grads[k] = grads.get(k, 0.0) + v
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+            self.optim.step()
+            losses.append(float(loss.detach()))
+            self.step += 1
+        return losses, {k: v / max(samples, 1) for k, v in grads.items()}
 
 
 def _schedule(step: int, warmup: int, total: int) -> float:
