@@ -241,10 +241,10 @@ class Journal:
                                      s_params + f_params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def doc_freq(self, word: str) -> int:
+    def doc_freq(self, word: str, n: int | None = None) -> int:
         """How many items contain ``word`` (as the full-text tokenizer sees it); cached, refreshed when
-        the memory has grown by a tenth since."""
-        n = self._item_count()
+        the memory has grown by a tenth since (``n``: the current highest item id, if known)."""
+        n = self._item_count() if n is None else n
         cached = self._df.get(word)
         if cached is not None and n <= cached[1] * 1.1 + 10:
             return cached[0]
@@ -272,7 +272,8 @@ class Journal:
         the words left out are the most common, whose weight in BM25 (IDF) is the smallest."""
         words = query_words(query)
         if budget is not None and words:
-            dfs = sorted((self.doc_freq(w), w) for w in words)
+            n = self._item_count()
+            dfs = sorted((self.doc_freq(w, n), w) for w in words)
             chosen, total = [], 0
             for df, w in dfs:
                 if df == 0:
@@ -288,8 +289,11 @@ class Journal:
         s_sql, s_params = scope_clause(scope, "i.")
         f_sql, f_params = filter_clause(filters, since, until, "i.")
         fts = "windows_fts" if windows else "items_fts"
-        sql = (f"SELECT i.id, bm25({fts}) AS r FROM {fts} JOIN items i ON i.id = {fts}.rowid "
-               f"WHERE {fts} MATCH ? {s_sql}{f_sql} ORDER BY r LIMIT ?")
+        if s_sql or f_sql:
+            sql = (f"SELECT i.id, bm25({fts}) AS r FROM {fts} JOIN items i ON i.id = {fts}.rowid "
+                   f"WHERE {fts} MATCH ? {s_sql}{f_sql} ORDER BY r LIMIT ?")
+        else:  # the whole memory: no join, no row lookup per match
+            sql = f"SELECT rowid, bm25({fts}) AS r FROM {fts} WHERE {fts} MATCH ? ORDER BY r LIMIT ?"
         with self.lock:
             rows = self.conn.execute(sql, [match, *s_params, *f_params, k]).fetchall()
         return [(int(i), -float(r)) for i, r in rows]
