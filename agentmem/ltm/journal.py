@@ -306,11 +306,14 @@ class Journal:
         with self.lock:
             for chunk in _chunks(hashes, 500):
                 marks = ",".join("?" * len(chunk))
-                for i, h, u, a, s in self.conn.execute(
-                        f"SELECT id, content_hash, user, agent, session FROM items "
-                        f"WHERE tier = 'ltm' AND content_hash IN ({marks}) ORDER BY id", chunk):
+                # INDEXED BY: with "tier = 'ltm'" in the WHERE, SQLite would pick the tier index,
+                # which matches almost every row, and scan the table once per batch
+                rows = sorted(self.conn.execute(
+                    f"SELECT id, content_hash, user, agent, session, tier FROM items INDEXED BY items_hash "
+                    f"WHERE content_hash IN ({marks})", chunk))
+                for i, h, u, a, s, tier in rows:
                     src = wanted.get((h, (u, a, s)))
-                    if src is not None and src not in out:
+                    if tier == "ltm" and src is not None and src not in out:
                         out[src] = i
         return out
 
