@@ -63,6 +63,10 @@ class AttentionSeq2Seq(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.generator = nn.Linear(d, tgt_vocab, bias=False)
         self.generator.weight = self.tgt_emb.weight
+        for emb in (self.src_emb, self.tgt_emb):  # unit-norm rows keep the tied output logits small
+            nn.init.normal_(emb.weight, std=d ** -0.5)
+            with torch.no_grad():
+                emb.weight[pad].zero_()
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pad = src == self.pad

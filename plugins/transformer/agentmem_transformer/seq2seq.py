@@ -30,6 +30,12 @@ class Seq2SeqTransformer(nn.Module):
                                               norm_first=True)
         self.generator = nn.Linear(d, tgt_vocab, bias=False)
         self.generator.weight = self.tgt_emb.weight
+        # embeddings of norm ~1: scaled by sqrt(d) on input they match the positions, and as the
+        # (tied) output layer they give logits of unit scale
+        for emb in (self.src_emb, self.tgt_emb):
+            nn.init.normal_(emb.weight, std=d ** -0.5)
+            with torch.no_grad():
+                emb.weight[pad].zero_()
 
     def _embed(self, emb: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
         pos = torch.arange(ids.shape[1], device=ids.device)
