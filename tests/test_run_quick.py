@@ -133,6 +133,10 @@ def test_a_dataset_of_another_task_or_an_unknown_model_is_a_clear_error(tmp_path
         run_task("translation", "transformer", "digits", quick(), path=tmp_path)
     with pytest.raises(NotFoundError, match="available: cnn, lstm, transformer"):
         run_task("classification", "resnet", "digits", quick(), path=tmp_path)
+
+
+def test_a_model_that_cannot_serve_the_task_is_a_clear_error(tmp_path: Path) -> None:
+    shared("multi30k/raw/train.en.gz")  # the data loads before the model is built
     with pytest.raises(InvalidInputError, match="image classifiers only"):
         run_task("translation", "cnn", "multi30k", quick(), path=tmp_path / "x")
 
