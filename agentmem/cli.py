@@ -100,17 +100,9 @@ def remember(texts: tuple[str, ...], path: str | None, file: Any, metadata: str 
 def recall(query: str, path: str | None, k: int, filters: tuple[str, ...], since: str | None,
            until: str | None, user: str | None, agent: str | None, session: str | None, as_json: bool) -> None:
     """Recall memories relevant to QUERY."""
-    from agentmem.errors import InvalidInputError
+    from agentmem.validate import pairs
 
-    parsed: dict[str, Any] = {}
-    for f in filters:
-        if "=" not in f:
-            raise InvalidInputError(f"--filter {f!r} must look like KEY=VALUE")
-        key, value = f.split("=", 1)
-        try:
-            parsed[key] = json.loads(value)
-        except json.JSONDecodeError:
-            parsed[key] = value
+    parsed = pairs(filters, "--filter")
     with _open(path, read_only=True) as mem:
         hits = mem.recall(query, k=k, scope=_scope(user, agent, session), filters=parsed or None,
                           since=since, until=until)

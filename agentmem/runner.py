@@ -91,17 +91,10 @@ def run(task: str, model: str, dataset: str, use_memory: bool, epochs: int | Non
     _summary(result)
 
 
-def _parse_extra(pairs: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise InvalidInputError(f"--set {pair!r} must look like KEY=VALUE")
-        key, value = pair.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+def _parse_extra(items: tuple[str, ...]) -> dict[str, Any]:
+    from agentmem.validate import pairs
+
+    return pairs(items, "--set")
 
 
 def _jsonable(value: Any) -> Any:

@@ -78,6 +78,20 @@ def item_id(value: object) -> int:
     return int(value)
 
 
+def pairs(items: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:
+    """Command-line ``KEY=VALUE`` pairs as a dict; a value is JSON when it parses, else a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"{flag} {item!r} must look like KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def k(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise InvalidInputError(f"k must be an int, got {type(value).__name__}")

@@ -228,17 +228,9 @@ def format_table(report: dict[str, Any], ks: list[int]) -> str:
 def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs as Config overrides; values are JSON when they parse, strings otherwise."""
     from agentmem.config import Config
-    from agentmem.errors import InvalidInputError
+    from agentmem.validate import pairs as parse_pairs
 
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InvalidInputError(f"--set {pair!r} must look like KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+    out = parse_pairs(pairs, "--set")
     Config().updated(**out)  # unknown keys and bad values fail here, before any work
     return out
 
