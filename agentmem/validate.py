@@ -51,6 +51,14 @@ def metadata(value: object) -> tuple[dict[str, Any], str]:
     return json.loads(encoded), encoded
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: SQLite cannot store it
+        return False
+    return True
+
+
 def scope(value: object) -> dict[str, str]:
     if value is None:
         return {}
@@ -62,9 +70,9 @@ def scope(value: object) -> dict[str, str]:
                          "(put other attributes in metadata)")
     out = {}
     for key, v in value.items():
-        if not isinstance(v, str) or not v or len(v) > MAX_SCOPE_VALUE or "\x00" in v:
+        if not isinstance(v, str) or not v or len(v) > MAX_SCOPE_VALUE or "\x00" in v or not _encodable(v):
             raise ScopeError(f"scope {key!r} must be a non-empty string of at most {MAX_SCOPE_VALUE} "
-                             f"characters, got {v!r}")
+                             f"characters of valid unicode, got {v!r}")
         out[key] = v
     return out
 

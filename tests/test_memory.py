@@ -155,6 +155,8 @@ def test_bad_metadata_scope_k(hmem: agentmem.Memory) -> None:
         hmem.remember("x", scope={"tenant": "t1"})
     with pytest.raises(errors.ScopeError):
         hmem.remember("x", scope={"user": 7})  # type: ignore[dict-item]
+    with pytest.raises(errors.ScopeError, match="valid unicode"):
+        hmem.remember("x", scope={"user": "\ud800"})  # a lone surrogate, found by the fuzz test
     with pytest.raises(errors.InvalidInputError, match="k must"):
         hmem.recall("x", k=0)
     with pytest.raises(errors.InvalidInputError):
