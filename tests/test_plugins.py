@@ -154,11 +154,34 @@ def test_lifecycle_hooks(recorder: Recorder, tmp_path: Path) -> None:
         assert other not in [h.id for h in hits]  # plugin candidates cannot cross scopes
 
 
-def test_entry_point_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTMEM_LOAD_PLUGINS", "no-such-plugin")
-    wanted = {"no-such-plugin"}
-    plugins._load_allowed(wanted)  # loads nothing, raises nothing
-    assert plugins.pm.get_plugin("no-such-plugin") is None
+def test_entry_point_allow_list() -> None:
+    """AGENTMEM_LOAD_PLUGINS loads exactly the named entry-point plugins (by entry or distribution
+    name), and an empty value only the built-ins. Run in subprocesses: loading is once per process."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group="agentmem")}
+    if not {"cnn", "lstm"} <= names:
+        pytest.skip("the first-party plugins are not installed (make install)")
+    code = ("import json; from agentmem import plugins; r = plugins.registry(); "
+            "names = sorted(n for n, _ in plugins.pm.list_name_plugin()); "
+            "print(json.dumps({'models': sorted(r['models']), 'loaded': names}))")
+
+    def loaded(allow: str) -> dict[str, list[str]]:
+        env = {**os.environ, "AGENTMEM_LOAD_PLUGINS": allow}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                             timeout=120).stdout
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+    only_cnn = loaded("cnn,agentmem-lstm")  # an entry-point name and a distribution name
+    assert only_cnn["models"] == ["cnn", "lstm"]
+    assert {"cnn", "lstm"} <= set(only_cnn["loaded"]) and "transformer" not in only_cnn["loaded"]
+    builtins_only = loaded("")
+    assert builtins_only["models"] == []
+    assert all(n.startswith("agentmem.default_plugins") for n in builtins_only["loaded"])
 
 
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
