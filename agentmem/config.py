@@ -49,10 +49,11 @@ class Config:
     # diversity: maximal marginal relevance among the hits; 0 = pure relevance, 1 = pure novelty
     diversity: float = 0.0
     # lexical search scores at most this many postings per query, rarest words first (see
-    # Journal.lexical; windows get a fifth). BM25 costs ~1 us per posting, so this bounds recall at
-    # 100k+ items to ~2 ms of lexical work; on LoCoMo (700-turn scopes) 2,000 and 20,000 gave the
-    # same recall to three decimals (`agentmem bench locomo --set lexical_budget=...`)
-    lexical_budget: int = 2_000
+    # Journal.lexical; windows get a fifth). FTS5's BM25 costs ~0.6 us per posting, so this bounds
+    # the lexical work of a recall at any size (~0.5 ms). LoCoMo dev half, all categories, R@10 / R@25
+    # (`agentmem bench locomo --set lexical_budget=N`): 250 -> 0.805 / 0.892, 500 -> 0.811 / 0.894,
+    # 2,000 -> 0.810 / 0.895 (20,000 gave the same as 2,000)
+    lexical_budget: int = 500
     # durability of each commit: "normal" survives a process crash, "full" also a power loss
     durability: Literal["normal", "full"] = "normal"
     # seconds to wait for another process's write lock before MemoryLockedError

@@ -82,15 +82,34 @@ def consolidate(memory: Memory) -> ConsolidationReport:
 
 
 class _Batch:
-    """Nearest earlier-kept item of the same scope within one consolidation batch, vectorised."""
+    """Nearest earlier-kept item of the same scope within one consolidation batch, vectorised.
+
+    Each row's most similar *earlier* row of its scope comes from one matrix product per scope, up
+    front. That answer is exact whenever the earlier row was kept; only when it was merged away are
+    the row's kept predecessors scanned again (rare: merges are the exception)."""
 
     def __init__(self, entries: list[STMEntry], embs: np.ndarray) -> None:
         self.entries = entries
         self.embs = embs
         self.kept: dict[tuple[str | None, ...], list[int]] = {}  # scope -> kept rows
         self.texts: dict[tuple[tuple[str | None, ...], str], int] = {}  # (scope, text) -> kept row
+        self.is_kept = np.zeros(len(entries), dtype=bool)
+        self.best_row = np.full(len(entries), -1, dtype=np.int64)
+        self.best_sim = np.zeros(len(entries), dtype=np.float32)
+        groups: dict[tuple[str | None, ...], list[int]] = {}
+        for row, entry in enumerate(entries):
+            groups.setdefault(_scope_key(entry.item.scope), []).append(row)
+        for rows in groups.values():
+            r = np.asarray(rows, dtype=np.int64)
+            for start in range(1, len(r), 1024):  # blocks bound the (block, rows) matrix
+                block = r[start:start + 1024]
+                sims = embs[block] @ embs[r[: start + len(block)]].T  # (block, earlier and block)
+                sims[np.arange(len(block))[:, None] + start <= np.arange(sims.shape[1])[None, :]] = -np.inf
+                j = sims.argmax(axis=1)
+                self.best_row[block] = r[j]
+                self.best_sim[block] = sims[np.arange(len(block)), j]
 
-    def nearest(self, row: int, ltm: tuple[Item, float] | None) -> tuple[Item | None, float]:
+    def nearest(self, row: int, ltm: tuple[Item | None, float] | None) -> tuple[Item | None, float]:
         item = self.entries[row].item
         key = _scope_key(item.scope)
         same_text = self.texts.get((key, item.text))
@@ -99,12 +118,20 @@ class _Batch:
         best, best_sim = ltm if ltm is not None else (None, -1.0)
         if best is not None and best.text == item.text:
             return best, 1.0
-        rows = self.kept.get(key)
-        if rows:
+        j = int(self.best_row[row])
+        if j < 0:
+            return best, best_sim
+        if self.is_kept[j]:
+            candidate, sim = j, float(self.best_sim[row])
+        else:  # the most similar earlier row was merged away: the best kept one instead
+            rows = self.kept.get(key)
+            if not rows:
+                return best, best_sim
             sims = self.embs[rows] @ self.embs[row]
-            j = int(np.argmax(sims))
-            if sims[j] > best_sim:
-                best, best_sim = self.entries[rows[j]].item, float(sims[j])
+            k = int(np.argmax(sims))
+            candidate, sim = rows[k], float(sims[k])
+        if sim > best_sim:
+            best, best_sim = self.entries[candidate].item, sim
         return best, best_sim
 
     def keep(self, row: int) -> None:
@@ -112,11 +139,14 @@ class _Batch:
         key = _scope_key(item.scope)
         self.kept.setdefault(key, []).append(row)
         self.texts.setdefault((key, item.text), row)
+        self.is_kept[row] = True
 
 
-def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray) -> dict[int, tuple[Item, float]]:
+def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray
+                    ) -> dict[int, tuple[Item | None, float]]:
     """For each STM entry, its nearest long-term item in the same scope (batched per scope), with an
-    identical text in the same scope taking precedence."""
+    identical text in the same scope taking precedence. The item is None when its similarity is
+    below ``merge_threshold`` (it cannot be merged into; only the similarity matters)."""
     if len(memory.vector) == 0:
         return {}
     groups: dict[tuple[str | None, ...], list[int]] = {}
@@ -131,5 +161,7 @@ def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray) -
                 best[entries[row].item.id] = hits[0]
     for item_id, canonical in memory.journal.same_text_in_ltm([e.item for e in entries]).items():
         best[item_id] = (canonical, 1.0)
-    found = memory.journal.get_items(list({i for i, _ in best.values()}))
-    return {k: (found[i], s) for k, (i, s) in best.items() if i in found}
+    # only a neighbour close enough to merge is read back; for the rest the similarity (novelty) will do
+    threshold = memory.config.merge_threshold
+    found = memory.journal.get_items(list({i for i, s in best.values() if s >= threshold}))
+    return {k: (found.get(i), s) for k, (i, s) in best.items() if s < threshold or i in found}

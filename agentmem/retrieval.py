@@ -18,6 +18,8 @@ maximal marginal relevance can diversify the final list (``Config.diversity``).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -64,12 +66,15 @@ class Evidence:
     mean: float = 0.0
     std: float = 1.0
     floor: float = 0.0
+    ordered: bool = False  # ``scores`` was filled best first (its insertion order is the ranking)
 
     def z(self, item_id: int) -> float:
         return (self.scores.get(item_id, self.floor) - self.mean) / self.std
 
     def top(self, n: int) -> list[int]:
-        return sorted(self.scores, key=lambda i: -self.scores[i])[:n]
+        if self.ordered:
+            return list(itertools.islice(self.scores, n))
+        return heapq.nlargest(n, self.scores, key=self.scores.__getitem__)
 
 
 @dataclass
@@ -183,7 +188,7 @@ def _lexical(q: Query, name: str, weight: float, words: str, in_windows: bool,
     mean = float(s.sum()) / total
     std = math.sqrt(max(float((s * s).sum()) / total - mean * mean, 0.0))
     floor = float(s.min()) if len(rows) >= LEXICAL_DEPTH else 0.0
-    return Evidence(name, weight, scores, mean, max(std, 1e-6), floor)
+    return Evidence(name, weight, scores, mean, max(std, 1e-6), floor, ordered=True)  # rows come best first
 
 
 def _plugin_lists(q: Query, n: int) -> list[tuple[str, list[int]]]:

@@ -97,6 +97,9 @@ class Journal:
             if not read_only:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute(f"PRAGMA synchronous = {synchronous}")
+                # checkpoint every ~40 MB of WAL rather than SQLite's 4 MB: bulk loads rewrite the same
+                # FTS and index pages many times between checkpoints, and each checkpoint syncs
+                self.conn.execute("PRAGMA wal_autocheckpoint = 10000")
                 self._migrate()
             else:
                 self._check_version()
@@ -164,19 +167,22 @@ class Journal:
     def insert_items(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert rows (keys: text, metadata (JSON str), scope, created_at, event_time, content_hash,
         embedding (float32 array)) in one transaction; return their new ids in order."""
-        ids: list[int] = []
         with self.tx() as c:
-            for r in rows:
-                scope = r["scope"]
-                cur = c.execute(
-                    "INSERT INTO items (text, metadata, user, agent, session, created_at, event_time, "
-                    "content_hash, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (r["text"], r["metadata"], scope.get("user"), scope.get("agent"), scope.get("session"),
-                     r["created_at"], r["event_time"], r["content_hash"],
-                     np.ascontiguousarray(r["embedding"], dtype=np.float32).tobytes()))
-                assert cur.lastrowid is not None
-                ids.append(cur.lastrowid)
-                c.execute("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, r["text"]))
+            # ids assigned here, under the write lock (BEGIN IMMEDIATE), so the rows go in with one
+            # executemany; AUTOINCREMENT's counter (never reusing a forgotten id) moves with them
+            row = c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'items'").fetchone()
+            first = max(int(row[0]) if row else 0,
+                        int(c.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])) + 1
+            ids = list(range(first, first + len(rows)))
+            c.executemany(
+                "INSERT INTO items (id, text, metadata, user, agent, session, created_at, event_time, "
+                "content_hash, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(i, r["text"], r["metadata"], r["scope"].get("user"), r["scope"].get("agent"),
+                  r["scope"].get("session"), r["created_at"], r["event_time"], r["content_hash"],
+                  np.ascontiguousarray(r["embedding"], dtype=np.float32).tobytes())
+                 for i, r in zip(ids, rows, strict=True)])
+            c.executemany("INSERT INTO items_fts (rowid, text) VALUES (?, ?)",
+                          [(i, r["text"]) for i, r in zip(ids, rows, strict=True)])
             windows.after_insert(c, [(i, r["text"], r["scope"]) for i, r in zip(ids, rows, strict=True)])
         return ids
 

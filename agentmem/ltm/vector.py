@@ -240,17 +240,25 @@ class VectorIndex:
             params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
             # a selective filter needs a wider beam to keep recall
             params.efSearch = int(min(1024, params.efSearch * max(1.0, self.n / max(len(rows), 1)) ** 0.5))
-        scores, labels = self._ann.search(queries, k, params=params)
-        found = [[(int(self._ids[r]), float(s)) for r, s in zip(lab, sc, strict=True) if r >= 0]
-                 for lab, sc in zip(labels, scores, strict=True)]
+        scores, labels = self._ann.search(queries, k, params=params)  # (n_queries, k); label -1: none
+        scores = np.where(labels >= 0, scores, -np.inf).astype(np.float32)
         start = self._ann.ntotal
         if start < self.n:  # deferred rows, not in the approximate index yet: searched exactly
             tail = np.arange(start, self.n)[(self._alive if mask is None else mask)[start : self.n]]
             if len(tail):
                 extra = queries @ self._vecs[tail].T  # (n_queries, len(tail))
-                found = [sorted(f + self._top(tail, e, k), key=lambda h: -h[1])[:k]
-                         for f, e in zip(found, extra, strict=True)]
-        return found
+                if len(tail) > k:
+                    part = np.argpartition(-extra, k - 1, axis=1)[:, :k]
+                    extra, rows_t = np.take_along_axis(extra, part, axis=1), tail[part]
+                else:
+                    rows_t = np.broadcast_to(tail, extra.shape)
+                scores = np.concatenate([scores, extra], axis=1)
+                labels = np.concatenate([labels, rows_t], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        scores = np.take_along_axis(scores, order, axis=1)
+        ids = self._ids[np.take_along_axis(labels, order, axis=1).clip(min=0)]
+        return [[(i, s) for i, s in zip(row_ids, row_s, strict=True) if s > -np.inf]
+                for row_ids, row_s in zip(ids.tolist(), scores.tolist(), strict=True)]
 
     # --- persistence ---------------------------------------------------------------------------
 

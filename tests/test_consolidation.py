@@ -1,0 +1,61 @@
+"""Consolidation's in-batch duplicate search (vectorised) against a brute-force reference, and the
+public behaviour it serves: near-duplicates merge, the rest are promoted, across batch sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agentmem import Memory
+from agentmem.consolidation import _Batch
+from agentmem.stm import STMEntry
+from agentmem.types import Item
+
+
+def _reference(embs: np.ndarray, scopes: list[str], kept: list[int], row: int) -> tuple[int | None, float]:
+    """The most similar kept earlier row of the same scope, by brute force."""
+    rows = [r for r in kept if r < row and scopes[r] == scopes[row]]
+    if not rows:
+        return None, -1.0
+    sims = embs[rows] @ embs[row]
+    j = int(np.argmax(sims))
+    return rows[j], float(sims[j])
+
+
+@pytest.mark.parametrize("n", [1, 7, 300, 2500])
+def test_batch_nearest_matches_brute_force(n: int) -> None:
+    rng = np.random.default_rng(n)
+    base = rng.normal(size=(max(1, n // 3), 16)).astype(np.float32)
+    embs = base[rng.integers(0, len(base), n)] + rng.normal(0, 0.05, size=(n, 16)).astype(np.float32)
+    embs /= np.linalg.norm(embs, axis=1, keepdims=True)
+    scopes = [str(s) for s in rng.integers(0, 3, n)]
+    entries = [STMEntry(Item(i + 1, f"text {i}", {}, {"user": scopes[i]}, 0.0)) for i in range(n)]
+    batch = _Batch(entries, embs)
+    kept: list[int] = []
+    for row in range(n):
+        target, sim = batch.nearest(row, None)
+        want_row, want_sim = _reference(embs, scopes, kept, row)
+        if want_row is None:
+            assert target is None
+        else:
+            assert target is not None and target.id == want_row + 1
+            assert sim == pytest.approx(want_sim, abs=1e-5)
+        if rng.random() < 0.7:  # keep most rows; the rest stand for merged ones
+            batch.keep(row)
+            kept.append(row)
+
+
+@pytest.mark.parametrize("batch_size", [3, 512])
+def test_near_duplicates_merge_across_batches(tmp_path, batch_size: int) -> None:
+    texts = ["the kettle in room 517 is broken", "the kettle in room 517 is broken!",
+             "my sister plays the cello", "the kettle in room 571 is broken", "my sister plays the cello."]
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 256))
+    vecs = np.stack([a, a + 0.01, b, a + 0.02, b + 0.01]).astype(np.float32)
+    with Memory(tmp_path / "m", embedder="hash") as mem:
+        ids = mem.remember_many(texts, embeddings=vecs, batch_size=batch_size)
+        report = mem.consolidate()
+        merged = dict(mem.journal.conn.execute("SELECT merged_id, canonical_id FROM merges").fetchall())
+        assert merged == {ids[1]: ids[0], ids[4]: ids[2]}  # 571 is a different room: kept apart
+        assert sorted(i for i, _ in mem.vector.search(a / np.linalg.norm(a), 10)) == [ids[0], ids[2], ids[3]]
+        assert report is not None
