@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentmem import timeexpr
-from agentmem.ltm import windows
 from agentmem.ltm.journal import query_words
 from agentmem.types import Item
 
@@ -112,8 +111,7 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
     restricted = bool(q.filters) or q.since is not None or q.until is not None
     q.allowed = mem.journal.filter_ids(q.scope, q.filters, q.since, q.until) if restricted else None
     q.allowed_set = set() if q.allowed is None else set(q.allowed.tolist())
-    with mem.journal.lock:
-        q.width = windows.width(mem.journal.conn)
+    q.width = mem.journal.window_width()
     q.keep = item_matcher(q.scope, q.filters, q.since, q.until)
     q.mask = mem.vector.mask(q.scope, q.allowed)
     q.stm_scores = dict(mem.stm.search(q.vec, len(mem.stm), q.keep))
@@ -135,7 +133,8 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
             origin.setdefault(i, set()).add(name)
     in_time = _time_window(q, n, words, origin) if cfg.time_boost > 0 else set()
     _fill_dense(q, lists[0], origin)
-    scores = {i: _fused(i, lists, ranked, cfg.rrf_k, cfg.weight_graph) for i in origin}
+    fuse = _fuser(lists, ranked, cfg.rrf_k, cfg.weight_graph)
+    scores = {i: fuse(i) for i in origin}
     for i in in_time & scores.keys():
         scores[i] += cfg.time_boost
     if cfg.graph_boost > 0:
@@ -147,22 +146,35 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
     return [(i, scores[i], origin[i]) for i in order]
 
 
-def _fused(i: int, lists: list[Evidence], ranked: list[tuple[str, list[int]]], rrf_k: int,
-           w_plugin: float) -> float:
-    score = sum(ev.weight * ev.z(i) for ev in lists)
+def _fuser(lists: list[Evidence], ranked: list[tuple[str, list[int]]], rrf_k: int,
+           w_plugin: float) -> Callable[[int], float]:
+    """``score(i)``: the weighted sum of item i's z-scores plus the plugins' reciprocal-rank terms,
+    with each list's constants folded once (recall scores a hundred or more candidates)."""
+    terms = [(ev.scores, ev.floor, ev.mean, ev.weight / ev.std) for ev in lists if ev.weight]
+    bonus: dict[int, float] = {}
     for _, ids in ranked:
-        if i in ids:
-            score += w_plugin * rrf_k / (rrf_k + ids.index(i))
+        seen: set[int] = set()
+        for rank, j in enumerate(ids):
+            if j not in seen:  # an id's first rank in each list counts
+                seen.add(j)
+                bonus[j] = bonus.get(j, 0.0) + w_plugin * rrf_k / (rrf_k + rank)
+
+    def score(i: int) -> float:
+        total = bonus.get(i, 0.0)
+        for values, floor, mean, scale in terms:
+            total += scale * (values.get(i, floor) - mean)
+        return total
+
     return score
 
 
 def _dense(q: Query, n: int) -> Evidence:
     """Cosine evidence from the vector cache and STM; stats from a sample of the whole scope."""
     mem = q.memory
-    hits = dict(mem.vector.search(q.vec, n, q.mask))
+    found, ltm_sample = mem.vector.search_and_sample(q.vec, n, q.mask, STATS_SAMPLE)
+    hits = dict(found)
     hits.update(sorted(q.stm_scores.items(), key=lambda x: -x[1])[:n])
-    sample = np.concatenate([mem.vector.sample_scores(q.vec, q.mask, STATS_SAMPLE),
-                             np.fromiter(q.stm_scores.values(), dtype=np.float32)])
+    sample = np.concatenate([ltm_sample, np.fromiter(q.stm_scores.values(), dtype=np.float32)])
     mean, std = (float(sample.mean()), float(sample.std())) if len(sample) else (0.0, 1.0)
     return Evidence("vector", mem.config.weight_vector, hits, mean, max(std, 1e-6), mean)
 
@@ -260,9 +272,9 @@ def _graph(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]],
     for i in new:
         origin.setdefault(i, set()).add("graph")
     _fill_dense(q, lists[0], new)
+    fuse = _fuser(lists, ranked, cfg.rrf_k, cfg.weight_graph)
     for i in new:
-        scores[i] = _fused(i, lists, ranked, cfg.rrf_k, cfg.weight_graph) + \
-            (cfg.time_boost if i in in_time else 0.0)
+        scores[i] = fuse(i) + (cfg.time_boost if i in in_time else 0.0)
     for i, gain in gains.items():
         scores[i] += cfg.graph_boost * gain
 

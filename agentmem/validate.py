@@ -146,7 +146,7 @@ def vectors(value: object, n: int, dim: int) -> np.ndarray:
         raise DimensionError(f"embeddings have shape {arr.shape}, expected ({n}, {dim}) for this memory's "
                              "embedder; embed with the same model or open a memory built for that dimension")
     norms32 = np.sqrt(np.einsum("ij,ij->i", arr, arr))  # NaN/inf anywhere in a row shows up here
-    if np.isfinite(norms32).all() and len(norms32) and 1e-15 < norms32.min() and norms32.max() < 1e15:
+    if np.isfinite(norms32).all() and len(norms32) and norms32.min() > 1e-15 and norms32.max() < 1e15:
         # the common case, in float32: no NaN/inf, norms far from overflow and underflow
         if np.abs(norms32 - 1.0).max() < 1e-6:  # already unit length: a private copy
             return np.array(arr, dtype=np.float32, order="C", copy=True)

@@ -37,3 +37,27 @@ def test_lexical_budget_keeps_rare_words(hmem: agentmem.Memory) -> None:
     assert full[0][0] == budgeted[0][0] == ids[-1]
     assert [i for i, _ in budgeted] == [ids[-1]]
     assert hmem.journal.doc_freq("common") == 301 and hmem.journal.doc_freq("zebra") == 1
+
+
+def test_an_old_journal_is_rehashed_on_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Journals written before migration 3 hold 64-character hex hashes; after the upgrade every item
+    has the short hash, so an exact duplicate remembered later still merges into the old item."""
+    import hashlib
+
+    from agentmem.ltm import migrations
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
+    monkeypatch.setattr("agentmem.ltm.journal.MIGRATIONS", migrations.MIGRATIONS[:2])
+    monkeypatch.setattr("agentmem.memory.content_hash", lambda t: hashlib.sha256(t.encode()).hexdigest())
+    with agentmem.Memory(tmp_path / "m", embedder="hash") as m:
+        old = m.remember("the spare key is under the blue pot")
+        m.consolidate()
+        assert len(m.journal.conn.execute("SELECT content_hash FROM items").fetchone()[0]) == 64
+    monkeypatch.undo()
+    with agentmem.Memory(tmp_path / "m", embedder="hash") as m:
+        assert m.journal.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert {len(h) for (h,) in m.journal.conn.execute("SELECT content_hash FROM items")} == {8}
+        again = m.remember("the spare key is under the blue pot")
+        report = m.consolidate()
+        assert report.merged == {again: old}
+        assert m.journal.conn.execute("SELECT count(*) FROM items").fetchone()[0] == 1

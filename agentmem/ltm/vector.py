@@ -179,6 +179,23 @@ class VectorIndex:
             return self._top(rows, scores[rows], k)
         return self._top(np.arange(self.n), scores, k)
 
+    def search_and_sample(self, query: np.ndarray, k: int, mask: np.ndarray | None = None,
+                          n: int = 2048) -> tuple[list[tuple[int, float]], np.ndarray]:
+        """``(search(query, k, mask), sample_scores(query, mask, n))`` in one pass: an exact search has
+        every score at hand already, so the sample is read from them (the very same rows)."""
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
+        rows = None if mask is None else np.flatnonzero(mask)
+        exact = self.n > 0 and k > 0 and (rows is None or len(rows) > 0) and not (
+            self._ann is not None and (rows is None or len(rows) > self.exact_subset_limit))
+        if not exact or (rows is None and self.dead > 0):
+            return self.search(q, k, mask), self.sample_scores(q, mask, n)
+        if rows is None:
+            scores, rows = self._scores_all(q), np.arange(self.n)
+        else:
+            scores = self._vecs[rows] @ q if len(rows) < self.n // 4 else self._scores_all(q)[rows]
+        step = max(1, len(rows) // n) if len(rows) > n else 1
+        return self._top(rows, scores, k), scores[::step][:n]
+
     def search_batch(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None,
                      ef_search: int | None = None) -> list[list[tuple[int, float]]]:
         """``search`` for many queries (n, dim) at once: one matrix product or one FAISS call.
