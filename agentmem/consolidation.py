@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from agentmem.plugins import hook
+from agentmem.plugins import hook, loop_caller
 from agentmem.stm import STMEntry
 from agentmem.types import SCOPE_KEYS, Fact, Item
 
@@ -44,6 +44,7 @@ def consolidate(memory: Memory) -> ConsolidationReport:
     if not entries:
         return report
     h = hook()
+    score_item, extract_facts = loop_caller("score_item"), loop_caller("extract_facts")
     cfg = memory.config
     now = time.time()
     embs = memory.stm.embeddings()  # (n, dim), rows in STM order
@@ -66,10 +67,10 @@ def consolidate(memory: Memory) -> ConsolidationReport:
                 continue
             batch.keep(row)
         novelty = float(1.0 - max(sim, 0.0))
-        importance[item.id] = float(h.score_item(item=item, novelty=novelty, now=now) or 0.0)
+        importance[item.id] = float(score_item(item=item, novelty=novelty, now=now) or 0.0)
         promote.append(item)
         promoted_rows.append(row)
-        for result in h.extract_facts(item=item):
+        for result in extract_facts(item=item):
             facts.extend((f, item.scope) for f in result or [])
     memory._apply_consolidation(promote, embs[promoted_rows], importance, merges, facts)
     report.promoted = [i.id for i in promote]

@@ -196,3 +196,40 @@ def test_every_hook_is_documented_and_exercised() -> None:
         assert len(doc) > 40, f"hook {name} needs a docstring stating its contract"
         assert re.search(rf"def {name}\(", source), f"hook {name} is not implemented in this test file"
         assert name in Recorder.__dict__, f"hook {name} is not exercised by the Recorder plugin"
+
+
+class _Scorer:
+    """Two more implementations: a firstresult hook that declines (None) and one that answers."""
+
+    @agentmem.hookimpl(tryfirst=True)
+    def score_item(self, item: Item, novelty: float, now: float) -> float | None:
+        return None if novelty < 0.5 else 0.75
+
+    @agentmem.hookimpl
+    def extract_facts(self, item: Item) -> list[Fact]:
+        return [Fact("tester", "saw", item.text, item.id)]
+
+
+class _Wrapper:
+    @agentmem.hookimpl(wrapper=True)
+    def score_item(self, item: Item, novelty: float, now: float):  # type: ignore[no-untyped-def]
+        result = yield
+        return None if result is None else result + 1.0
+
+
+@pytest.mark.parametrize("extra", [[], [_Scorer], [_Scorer, _Wrapper]])
+def test_loop_caller_answers_like_the_hook(extra: list[type]) -> None:
+    for i, cls in enumerate(extra):
+        plugins.register_plugin(cls(), name=f"loop-{i}")
+    try:
+        item = Item(1, "Alice met Bob in Paris", {"speaker": "Carol"}, {}, 0.0)
+        h = plugins.hook()
+        for novelty in (0.1, 0.9):
+            kw = {"item": item, "novelty": novelty, "now": 0.0}
+            assert plugins.loop_caller("score_item")(**kw) == h.score_item(**kw)
+        assert plugins.loop_caller("extract_facts")(item=item) == h.extract_facts(item=item)
+        if _Wrapper in extra:  # a wrapper needs pluggy's machinery: the hook caller itself is used
+            assert plugins.loop_caller("score_item") is h.score_item
+    finally:
+        for i in range(len(extra)):
+            plugins.unregister_plugin(f"loop-{i}")
