@@ -81,9 +81,10 @@ def diagnose(path: str | Path) -> Report:
 def _check_journal(mem: Any, problems: list[str], report: Report) -> None:
     c = mem.journal.counts()
     version = mem.journal.conn.execute("PRAGMA user_version").fetchone()[0]
+    backend = getattr(mem.embedder, "backend", "")  # what runs it in this process (AGENTMEM_EMBED_BACKEND)
     detail = (f"schema v{version}, {c['items']} items ({c['stm']} short-term, {c['ltm']} long-term), "
               f"{c['facts']} facts, {c['weight_versions']} weight versions, embedder {mem.embedder_name} "
-              f"({mem.dim} dims)")
+              f"({mem.dim} dims{f', backend here: {backend}' if backend else ''})")
     if problems:
         detail = ("SQLite integrity check failed: " + "; ".join(problems[:5]) + ". The journal is the source "
                   "of truth and cannot be rebuilt: restore it from a backup, or try `sqlite3 journal.sqlite3 "

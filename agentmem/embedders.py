@@ -16,6 +16,7 @@ class Embedder(ABC):
     """Turns texts into L2-normalised float32 vectors of a fixed dimension ``dim``."""
 
     name: str = "embedder"
+    backend: str = ""  # what computes the vectors ("torch", "onnx", "int8", ...), for reports
 
     @property
     @abstractmethod
@@ -40,6 +41,8 @@ def normalize(x: np.ndarray) -> np.ndarray:
 
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model loaded from a local directory (never from a hub)."""
+
+    backend = "torch"
 
     def __init__(self, name: str, path: str, batch_size: int = 32) -> None:
         self.name = name
@@ -109,6 +112,7 @@ class HashingEmbedder(Embedder):
     """
 
     name = "hash"
+    backend = "numpy"
 
     def __init__(self, dim: int = 256) -> None:
         self._dim = dim
