@@ -66,10 +66,11 @@ class VectorIndex:
         need = self.n + extra
         if need <= len(self._ids):
             return
-        cap = max(need, 2 * len(self._ids), 1024)
-        for name, fill in (("_vecs", 0.0), ("_ids", 0), ("_alive", False), ("_codes", 0)):
+        cap = max(need, len(self._ids) + len(self._ids) // 2, 1024)
+        for name in ("_vecs", "_ids", "_alive", "_codes"):
             old = getattr(self, name)
-            new = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
+            # uninitialised: rows past n are never read, and untouched pages cost no memory
+            new = np.empty((cap, *old.shape[1:]), dtype=old.dtype)
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
 
