@@ -140,7 +140,13 @@ class Memory:
             index.remove(stale.tolist())
         if len(missing):
             ids, vecs, scopes = self.journal.vectors(missing.tolist())
-            index.add(ids, vecs, scopes, defer_ann=True)  # searched exactly until the next save
+            t_ids, times = self.journal.times(ids.tolist())
+            order = np.argsort(t_ids)
+            times = times[order][np.searchsorted(t_ids[order], ids)]
+            index.add(ids, vecs, scopes, times=times, defer_ann=True)  # searched exactly until the next save
+        unknown = index.unknown_times()  # a cache saved before item times were kept
+        if len(unknown):
+            index.set_times(*self.journal.times(unknown.tolist()))
         if (len(stale) or len(missing)) and not rebuilt:
             self._notice(f"vector cache was behind the journal: added {len(missing)}, dropped {len(stale)}")
         self._unsaved = len(stale) + len(missing) + int(rebuilt and file.exists())  # > 0: close saves it
@@ -295,7 +301,8 @@ class Memory:
         ``vecs`` are the embeddings of ``promote``, row for row."""
         fact_rows = self.journal.apply_consolidation(importance, merges, facts)
         if promote:
-            self.vector.add(np.array([i.id for i in promote], dtype=np.int64), vecs, [i.scope for i in promote])
+            self.vector.add(np.array([i.id for i in promote], dtype=np.int64), vecs, [i.scope for i in promote],
+                            times=[i.created_at if i.event_time is None else i.event_time for i in promote])
             self._unsaved += len(promote)
         for dup, canonical, _ in merges:
             self.graph.relink(dup.id, canonical)

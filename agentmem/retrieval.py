@@ -131,12 +131,14 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
     for name, ids in ranked:
         for i in ids:
             origin.setdefault(i, set()).add(name)
-    in_time = _time_window(q, n, words, origin) if cfg.time_boost > 0 else set()
+    in_time = _time_window(q, n, words, origin) if cfg.time_boost > 0 else None
     _fill_dense(q, lists[0], origin)
     fuse = _fuser(lists, ranked, cfg.rrf_k, cfg.weight_graph)
     scores = {i: fuse(i) for i in origin}
-    for i in in_time & scores.keys():
-        scores[i] += cfg.time_boost
+    if in_time is not None:
+        for i in scores:
+            if i in in_time:
+                scores[i] += cfg.time_boost
     if cfg.graph_boost > 0:
         _graph(q, lists, ranked, scores, origin, in_time)
     order = sorted(scores, key=lambda i: (-scores[i], i))
@@ -216,27 +218,47 @@ def _plugin_lists(q: Query, n: int) -> list[tuple[str, list[int]]]:
     return out
 
 
-def _time_window(q: Query, n: int, words: str, origin: dict[int, set[str]]) -> set[int]:
-    """Ids in scope whose event time lies in the span the query names (with slack); the best of them
-    by dense and windowed-lexical evidence join the candidates."""
+class TimeSpan:
+    """Membership in a time span (``id in span``), read from the vector cache's item times and the
+    short-term items, so a span covering most of a large memory costs no id list."""
+
+    def __init__(self, memory: Memory, lo: float, hi: float) -> None:
+        self.memory, self.lo, self.hi = memory, lo, hi
+        self.stm_times = {e.item.id: (e.item.created_at if e.item.event_time is None else e.item.event_time)
+                          for e in memory.stm.entries()}
+
+    def __contains__(self, item_id: object) -> bool:
+        if not isinstance(item_id, int | np.integer):
+            return False
+        i = int(item_id)
+        if i in self.memory.vector:
+            t = self.memory.vector.time_of(i)
+        elif i in self.stm_times:
+            t = self.stm_times[i]
+        else:
+            return False
+        return self.lo <= t <= self.hi
+
+
+def _time_window(q: Query, n: int, words: str, origin: dict[int, set[str]]) -> TimeSpan | None:
+    """The span of time the query names (with slack), if any; the best items in scope whose event
+    time lies in it, by dense and windowed-lexical evidence, join the candidates."""
     cfg = q.memory.config
     span = timeexpr.parse(q.text, time.time())
     if span is None:
-        return set()
+        return None
     slack = cfg.time_slack_days * 86400.0
     lo = span[0] - slack if q.since is None else max(q.since, span[0] - slack)
     hi = span[1] + slack if q.until is None else min(q.until, span[1] + slack)
-    inside = q.memory.journal.filter_ids(q.scope, q.filters, lo, hi)
-    if not len(inside):
-        return set()
-    found = [i for i, _ in q.memory.vector.search(q.vec, n, q.memory.vector.mask(q.scope, inside))]
-    inside_set = set(inside.tolist())
-    found += [i for i in q.stm_scores if i in inside_set][:n]
+    inside = TimeSpan(q.memory, lo, hi)
+    mask = q.memory.vector.mask(q.scope, q.allowed, lo, hi)
+    found = [i for i, _ in q.memory.vector.search(q.vec, n, mask)] if mask is None or mask.any() else []
+    found += [i for i in q.stm_scores if i in inside][:n]
     if q.width > 0 and cfg.weight_context > 0:
         found += _lexical(q, "time", 0.0, words, True, lo, hi).top(n)
     for i in found:
         origin.setdefault(i, set()).add("time")
-    return inside_set
+    return inside
 
 
 def _vectors(memory: Memory, ids: list[int]) -> np.ndarray:
@@ -260,7 +282,7 @@ def _fill_dense(q: Query, dense: Evidence, ids: Iterable[int]) -> None:
 
 
 def _graph(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]], scores: dict[int, float],
-           origin: dict[int, set[str]], in_time: set[int]) -> None:
+           origin: dict[int, set[str]], in_time: TimeSpan | None) -> None:
     """Graph expansion: items sharing a rare entity with the best hits gain ``graph_boost``."""
     from agentmem.default_plugins.graph_recall import expand
 
@@ -274,7 +296,7 @@ def _graph(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]],
     _fill_dense(q, lists[0], new)
     fuse = _fuser(lists, ranked, cfg.rrf_k, cfg.weight_graph)
     for i in new:
-        scores[i] = fuse(i) + (cfg.time_boost if i in in_time else 0.0)
+        scores[i] = fuse(i) + (cfg.time_boost if in_time is not None and i in in_time else 0.0)
     for i, gain in gains.items():
         scores[i] += cfg.graph_boost * gain
 

@@ -207,3 +207,24 @@ def test_forget_policy_is_logged(tmp_path: Path) -> None:
         assert mem.stats()["ltm"] == 5 and len(report.forgotten) == 7
         logged = mem.journal.conn.execute("SELECT detail FROM log WHERE action = 'forget'").fetchall()
         assert "ltm_max_items=5" in logged[0][0]
+
+
+def test_a_vector_cache_saved_without_item_times_gets_them_on_open(tmp_path) -> None:
+    """Caches written before item times were kept load with unknown times; opening fills them in from
+    the journal, so a recall naming a date still boosts the items of that date."""
+    import numpy as np
+
+    path = tmp_path / "m"
+    with agentmem.Memory(path, embedder="hash") as m:
+        ids = m.remember_many(["we planted tomatoes", "the bus was late"], times=["2023-05-07", "2024-01-02"])
+        m.consolidate()
+    cache = path / "vectors.npz"
+    with np.load(cache) as z:
+        arrays = {k: z[k] for k in z.files if k != "times"}
+    with open(cache, "wb") as fh:
+        np.savez(fh, **arrays)
+    with agentmem.Memory(path, embedder="hash") as m:
+        assert len(m.vector.unknown_times()) == 0
+        assert m.vector.time_of(ids[0]) == agentmem.validate.when("2023-05-07")
+        hits = m.recall("what happened in May 2023?", k=2)
+        assert hits[0].id == ids[0]

@@ -67,3 +67,25 @@ def test_compaction_drops_tombstones() -> None:
     index.remove(list(range(0, 3000, 2)))  # > 20% dead and > 1024: compacts
     assert index.n == 1500 and index.dead == 0 and len(index) == 1500
     assert index.search(vecs[3], 1)[0][0] == 3
+
+
+def test_time_bounds_mask_rows_and_survive_save_and_compaction(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    vecs = rng.standard_normal((40, 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = VectorIndex(8)
+    index.add(np.arange(1, 41), vecs, [{}] * 40, times=np.arange(40, dtype=np.float64) * 10)
+    index.add(np.array([41]), vecs[:1], [{}])  # time unknown: outside any bound
+    m = index.mask({}, None, 100.0, 200.0)
+    assert m is not None and sorted(index._ids[: index.n][m].tolist()) == list(range(11, 22))
+    assert {i for i, _ in index.search(vecs[0], 40, m)} == set(range(11, 22))
+    assert index.unknown_times().tolist() == [41]
+    index.set_times(np.array([41, 999]), np.array([150.0, 1.0]))  # an id not cached is ignored
+    assert index.time_of(41) == 150.0
+    index.save(tmp_path / "v.npz")
+    loaded = VectorIndex.load(tmp_path / "v.npz", 8)
+    assert loaded.time_of(41) == 150.0 and loaded.time_of(12) == 110.0
+    loaded.remove([12])
+    loaded.compact()
+    m = loaded.mask({}, None, 100.0, 200.0)
+    assert m is not None and sorted(loaded._ids[: loaded.n][m].tolist()) == [11, *range(13, 22), 41]

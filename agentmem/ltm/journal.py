@@ -254,6 +254,17 @@ class Journal:
         scopes = [{k: v for k, v in zip(SCOPE_KEYS, r[2:5], strict=True) if v is not None} for r in rows]
         return out_ids, vecs.reshape(len(rows), dim) if rows else vecs.reshape(0, 0), scopes
 
+    def times(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, times) of the given items: each item's event time, else its creation time."""
+        rows: list[tuple[int, float]] = []
+        with self.lock:
+            for chunk in _chunks(list(ids), 500):
+                marks = ",".join("?" * len(chunk))
+                rows += self.conn.execute(f"SELECT id, COALESCE(event_time, created_at) FROM items "
+                                          f"WHERE id IN ({marks})", chunk).fetchall()
+        return (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows)))
+
     def ids(self, tier: str | None = None) -> np.ndarray:
         where, params = ("WHERE tier = ?", (tier,)) if tier else ("", ())
         with self.lock:

@@ -39,6 +39,7 @@ class VectorIndex:
         self._ids = np.zeros(0, dtype=np.int64)
         self._alive = np.zeros(0, dtype=bool)
         self._codes = np.zeros((0, len(SCOPE_KEYS)), dtype=np.int32)  # 0 = key absent
+        self._times = np.zeros(0, dtype=np.float64)  # event time, else creation time; NaN: unknown
         self._interned: list[dict[str, int]] = [{} for _ in SCOPE_KEYS]
         self._row: dict[int, int] = {}
         self._ann: Any = None  # faiss.IndexHNSWFlat over rows [0, n)
@@ -67,7 +68,7 @@ class VectorIndex:
         if need <= len(self._ids):
             return
         cap = max(need, len(self._ids) + len(self._ids) // 2, 1024)
-        for name in ("_vecs", "_ids", "_alive", "_codes"):
+        for name in ("_vecs", "_ids", "_alive", "_codes", "_times"):
             old = getattr(self, name)
             # uninitialised: rows past n are never read, and untouched pages cost no memory
             new = np.empty((cap, *old.shape[1:]), dtype=old.dtype)
@@ -85,8 +86,9 @@ class VectorIndex:
         return table[value]
 
     def add(self, ids: np.ndarray, vecs: np.ndarray, scopes: list[dict[str, str]], *,
-            defer_ann: bool = False) -> None:
-        """Add rows; ``vecs`` has shape (len(ids), dim) and unit-length rows. ``defer_ann`` leaves them,
+            times: Any = None, defer_ann: bool = False) -> None:
+        """Add rows; ``vecs`` has shape (len(ids), dim) and unit-length rows; ``times`` (unix seconds:
+        event time, else creation time) lets :meth:`mask` bound rows by time. ``defer_ann`` leaves them,
         and every row after them, out of the approximate index until the next ``save`` (they are
         searched exactly meanwhile): catching up after a crash then costs a copy, not HNSW insertions."""
         vecs = np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(ids), self.dim)
@@ -95,6 +97,7 @@ class VectorIndex:
         self._vecs[start:end] = vecs
         self._ids[start:end] = ids
         self._alive[start:end] = True
+        self._times[start:end] = np.nan if times is None else np.asarray(times, dtype=np.float64)
         for j, scope in enumerate(scopes):
             self._codes[start + j] = [self._code(i, scope.get(k), True) for i, k in enumerate(SCOPE_KEYS)]
         for j, item_id in enumerate(ids):
@@ -126,13 +129,16 @@ class VectorIndex:
         """Drop tombstoned rows and rebuild the approximate index."""
         keep = self._alive[: self.n]
         ids, vecs, codes = self._ids[: self.n][keep], self._vecs[: self.n][keep], self._codes[: self.n][keep]
+        times = self._times[: self.n][keep]
         self.n, self.dead, self._ann, self._gpu = 0, 0, None, None
         self._vecs, self._ids = np.zeros((0, self.dim), np.float32), np.zeros(0, np.int64)
         self._alive, self._codes = np.zeros(0, bool), np.zeros((0, len(SCOPE_KEYS)), np.int32)
+        self._times = np.zeros(0, np.float64)
         self._row = {}
         self._grow(len(ids))
         self._vecs[: len(ids)], self._ids[: len(ids)], self._codes[: len(ids)] = vecs, ids, codes
         self._alive[: len(ids)] = True
+        self._times[: len(ids)] = times
         self._row = {int(i): r for r, i in enumerate(ids)}
         self.n = len(ids)
         self._deferred = False
@@ -149,10 +155,12 @@ class VectorIndex:
 
     # --- search --------------------------------------------------------------------------------
 
-    def mask(self, scope: dict[str, str], allowed: np.ndarray | None = None) -> np.ndarray | None:
-        """Boolean mask over rows [0, n) of live rows in ``scope`` (and in ``allowed`` ids, if given);
-        None when every live row qualifies and nothing is dead (no mask needed)."""
-        if not scope and allowed is None and self.dead == 0:
+    def mask(self, scope: dict[str, str], allowed: np.ndarray | None = None, since: float | None = None,
+             until: float | None = None) -> np.ndarray | None:
+        """Boolean mask over rows [0, n) of live rows in ``scope`` (and in ``allowed`` ids, and with a
+        time in [since, until], if given; a row of unknown time is outside any bound); None when every
+        live row qualifies and nothing is dead (no mask needed)."""
+        if not scope and allowed is None and since is None and until is None and self.dead == 0:
             return None
         m = self._alive[: self.n].copy()
         for i, key in enumerate(SCOPE_KEYS):
@@ -160,7 +168,26 @@ class VectorIndex:
                 m &= self._codes[: self.n, i] == self._code(i, scope[key], False)
         if allowed is not None:
             m &= np.isin(self._ids[: self.n], allowed)
+        if since is not None:
+            m &= self._times[: self.n] >= since
+        if until is not None:
+            m &= self._times[: self.n] <= until
         return m
+
+    def time_of(self, item_id: int) -> float:
+        """The cached time of a live id (NaN if unknown); KeyError for an id not cached."""
+        return float(self._times[self._row[int(item_id)]])
+
+    def set_times(self, ids: np.ndarray, times: np.ndarray) -> None:
+        """Fill in the times of cached ids (a cache saved before times were kept)."""
+        rows = [self._row[int(i)] for i in ids if int(i) in self._row]
+        keep = [int(i) in self._row for i in ids]
+        self._times[rows] = np.asarray(times, dtype=np.float64)[keep]
+
+    def unknown_times(self) -> np.ndarray:
+        """Live ids whose time is unknown."""
+        n = self.n
+        return self._ids[:n][self._alive[:n] & np.isnan(self._times[:n])]
 
     def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-``k`` (id, cosine) among rows selected by ``mask`` (all live rows when None)."""
@@ -290,6 +317,7 @@ class VectorIndex:
         arrays: dict[str, np.ndarray] = {
             "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
             "ids": self._ids[: self.n], "alive": self._alive[: self.n], "codes": self._codes[: self.n],
+            "times": self._times[: self.n],
         }
         self._index_pending()
         self._deferred = False
@@ -317,6 +345,7 @@ class VectorIndex:
                 n = int(meta["n"])
                 index._grow(n)
                 index._ids[:n], index._alive[:n], index._codes[:n] = z["ids"], z["alive"], z["codes"]
+                index._times[:n] = z["times"] if "times" in z.files else np.nan  # older caches: filled by the caller
                 ann = z["ann"] if "ann" in z.files else None
                 if ann is None:
                     index._vecs[:n] = z["vecs"]
