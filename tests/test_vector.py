@@ -89,3 +89,39 @@ def test_time_bounds_mask_rows_and_survive_save_and_compaction(tmp_path: Path) -
     loaded.compact()
     m = loaded.mask({}, None, 100.0, 200.0)
     assert m is not None and sorted(loaded._ids[: loaded.n][m].tolist()) == [11, *range(13, 22), 41]
+
+
+def test_hnsw_goes_to_its_own_file_and_old_archives_still_load(tmp_path: Path) -> None:
+    import io
+    import json
+
+    import faiss
+
+    rng = np.random.default_rng(6)
+    vecs = rng.standard_normal((300, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = VectorIndex(16, ann_threshold=100)
+    index.add(np.arange(1, 301), vecs, [{}] * 300, times=np.zeros(300))
+    path = tmp_path / "vectors.npz"
+    index.save(path)
+    index.add(np.array([301]), vecs[:1], [{}], times=np.zeros(1))
+    index.save(path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and files[1] == "vectors.npz" and files[0].endswith(".hnsw")  # the old one is gone
+    loaded = VectorIndex.load(path, 16, ann_threshold=100)
+    assert loaded._ann.ntotal == 301 and np.allclose(loaded.vectors_of([5]), vecs[4:5])
+    # an archive written before the separate file (the index serialised inside) still loads
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    arrays["ann"] = faiss.serialize_index(faiss.read_index(str(tmp_path / meta.pop("ann_file"))))
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    (tmp_path / "old.npz").write_bytes(buf.getvalue())
+    old = VectorIndex.load(tmp_path / "old.npz", 16, ann_threshold=100)
+    assert old._ann.ntotal == 301 and [i for i, _ in old.search(vecs[9], 1)] == [10]
+    # the HNSW file gone: unreadable, so the memory rebuilds the cache from its journal
+    (tmp_path / files[0]).unlink()
+    with pytest.raises(ValueError, match="missing"):
+        VectorIndex.load(path, 16, ann_threshold=100)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -308,28 +309,38 @@ class VectorIndex:
     # --- persistence ---------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        """Write the cache atomically (temp file, fsync, rename)."""
+        """Write the cache atomically. The HNSW index (which stores the vectors itself: they are saved
+        once) goes to its own file, ``<name>.<random>.hnsw``, written and synced first; the archive at
+        ``path`` names it and replaces the old archive in one rename (temp file, fsync, rename), then
+        HNSW files no archive names are deleted. A crash at any point leaves the old pair or the new."""
         import faiss
 
         tmp = path.with_name(path.name + ".tmp")
-        meta = {"format": FORMAT, "dim": self.dim, "n": self.n, "dead": self.dead,
-                "interned": self._interned}
+        self._index_pending()
+        self._deferred = False
+        meta: dict[str, Any] = {"format": FORMAT, "dim": self.dim, "n": self.n, "dead": self.dead,
+                                "interned": self._interned}
+        if self._ann is not None:
+            ann_file = path.with_name(f"{path.stem}.{uuid.uuid4().hex[:12]}.hnsw")
+            faiss.write_index(self._ann, str(ann_file))
+            with open(ann_file, "rb+") as fh:
+                os.fsync(fh.fileno())
+            meta["ann_file"] = ann_file.name
         arrays: dict[str, np.ndarray] = {
             "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
             "ids": self._ids[: self.n], "alive": self._alive[: self.n], "codes": self._codes[: self.n],
             "times": self._times[: self.n],
         }
-        self._index_pending()
-        self._deferred = False
-        if self._ann is not None:  # the HNSW index stores the vectors itself: save them once
-            arrays["ann"] = faiss.serialize_index(self._ann)
-        else:
+        if self._ann is None:
             arrays["vecs"] = self._vecs[: self.n]
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]  # the stub mistypes **kwds
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        for old in path.parent.glob(f"{path.stem}.*.hnsw"):
+            if old.name != meta.get("ann_file"):
+                old.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path, dim: int, **options: Any) -> VectorIndex:
@@ -346,8 +357,8 @@ class VectorIndex:
                 index._grow(n)
                 index._ids[:n], index._alive[:n], index._codes[:n] = z["ids"], z["alive"], z["codes"]
                 index._times[:n] = z["times"] if "times" in z.files else np.nan  # older caches: filled by the caller
-                ann = z["ann"] if "ann" in z.files else None
-                if ann is None:
+                ann = z["ann"] if "ann" in z.files else None  # caches saved before the separate file
+                if ann is None and "ann_file" not in meta:
                     index._vecs[:n] = z["vecs"]
         except (zipfile.BadZipFile, KeyError, EOFError, json.JSONDecodeError) as exc:
             raise ValueError(str(exc)) from exc
@@ -356,11 +367,18 @@ class VectorIndex:
             raise ValueError("tombstone count does not match")
         index._interned = [dict(t) for t in meta["interned"]]
         index._row = {int(i): r for r, i in enumerate(index._ids[:n]) if index._alive[r]}
-        if ann is not None:
-            index._ann = faiss.deserialize_index(ann)
+        if ann is not None or "ann_file" in meta:
+            if ann is not None:
+                index._ann = faiss.deserialize_index(ann)
+            else:
+                ann_path = path.with_name(str(meta["ann_file"]))
+                if "/" in str(meta["ann_file"]) or not ann_path.is_file():
+                    raise ValueError(f"approximate index file {meta['ann_file']} is missing")
+                index._ann = faiss.read_index(str(ann_path))
             if index._ann.ntotal != n or index._ann.d != dim:
                 raise ValueError(f"approximate index holds {index._ann.ntotal} rows of {index._ann.d} dims, "
                                  f"expected {n} of {dim}")
-            index._vecs[:n] = index._ann.reconstruct_n(0, n)
+            storage: Any = faiss.downcast_index(index._ann.storage)  # an IndexFlat: rows of float32
+            index._vecs[:n] = faiss.rev_swig_ptr(storage.get_xb(), n * dim).reshape(n, dim)  # one copy
         index._deferred = index._ann is None and n >= index.ann_threshold  # built at the next save, not here
         return index
