@@ -292,7 +292,9 @@ class Memory:
 
     def _consolidate(self) -> ConsolidationReport:
         self._flush_uses()
-        return consolidate(self)
+        report = consolidate(self)
+        self.journal.maybe_optimize()
+        return report
 
     def _apply_consolidation(self, promote: list[Item], vecs: np.ndarray, importance: dict[int, float],
                              merges: list[tuple[Item, int, float]], facts: list[tuple[Fact, dict[str, str]]]

@@ -61,3 +61,15 @@ def test_an_old_journal_is_rehashed_on_upgrade(tmp_path: Path, monkeypatch: pyte
         report = m.consolidate()
         assert report.merged == {again: old}
         assert m.journal.conn.execute("SELECT count(*) FROM items").fetchone()[0] == 1
+
+
+def test_full_text_indexes_are_merged_after_enough_writes(tmp_path: Path) -> None:
+    with agentmem.Memory(tmp_path / "m", embedder="hash", stm_items=50) as m:
+        m.journal._fts_writes = 0
+        m.remember_many([f"note {n} about the harbour" for n in range(120)], batch_size=30)
+        assert not m.journal.maybe_optimize(min_writes=1000)  # not enough yet
+        segments = m.journal.conn.execute("SELECT count(*) FROM items_fts_data").fetchone()[0]
+        assert m.journal.maybe_optimize(min_writes=100)
+        assert m.journal._fts_writes == 0
+        assert m.journal.conn.execute("SELECT count(*) FROM items_fts_data").fetchone()[0] < segments
+        assert {i for i, _ in m.journal.lexical("harbour", 500, {})} == set(range(1, 121))

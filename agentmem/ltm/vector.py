@@ -21,7 +21,7 @@ import numpy as np
 from agentmem.types import SCOPE_KEYS
 
 FORMAT = 1
-ANN_BATCH = 4096  # rows added to the HNSW index at a time; fewer wait in an exactly-searched tail
+ANN_BATCH = 1024  # rows added to the HNSW index at a time; fewer wait in an exactly-searched tail
 
 
 class VectorIndex:
