@@ -92,6 +92,12 @@ def ratios(emb: dict[str, Any], systems: dict[str, Any]) -> list[str]:
         out.append(f"remember_many e2e / embedder batch 32 = {a['ingest_e2e_per_s'] / emb['batch32_per_s']:.2f}")
     if "remember_per_s" in a and emb.get("batch1_per_s"):
         out.append(f"remember one-by-one / embedder batch 1 = {a['remember_per_s'] / emb['batch1_per_s']:.2f}")
+    own = a.get("embedder_same_texts") or {}
+    if "ingest_e2e_per_s" in a and own.get("batch32_per_s") and own.get("batch1_per_s"):
+        out.append(f"  on the same texts, timed just before: e2e / batch 32 = "
+                   f"{a['ingest_e2e_per_s'] / own['batch32_per_s']:.2f} ({own['batch32_per_s']:,.0f}/s), "
+                   f"one-by-one / batch 1 = {a['remember_per_s'] / own['batch1_per_s']:.2f} "
+                   f"({own['batch1_per_s']:,.0f}/s)")
     if "disk_ratio_to_payload" in a:
         out.append(f"disk / (embedding + text bytes) = {a['disk_ratio_to_payload']:.2f}")
     for peer in ("chroma", "langchain", "mem0", "faiss_exact", "faiss_ann"):
