@@ -125,3 +125,31 @@ def test_hnsw_goes_to_its_own_file_and_old_archives_still_load(tmp_path: Path) -
     (tmp_path / files[0]).unlink()
     with pytest.raises(ValueError, match="missing"):
         VectorIndex.load(path, 16, ann_threshold=100)
+
+
+def test_a_reader_racing_a_save_reads_the_archive_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archive a reader opened can name an HNSW file a writer's save has just replaced and deleted;
+    the reader then reads the (new) archive again instead of giving up on the cache."""
+    from agentmem.ltm import vector
+
+    rng = np.random.default_rng(8)
+    vecs = rng.standard_normal((150, 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = VectorIndex(8, ann_threshold=100)
+    index.add(np.arange(1, 151), vecs, [{}] * 150, times=np.zeros(150))
+    path = tmp_path / "vectors.npz"
+    index.save(path)
+    stale = path.read_bytes()  # what the reader saw: an archive naming the first HNSW file
+    index.save(path)  # the writer's save: a new file, the old one deleted
+    fresh = path.read_bytes()
+    real_load = VectorIndex._load.__func__  # type: ignore[attr-defined]
+    calls = []
+
+    def racing_load(cls: type, p: Path, dim: int, **kw: object) -> VectorIndex:
+        p.write_bytes(stale if not calls else fresh)
+        calls.append(p)
+        return real_load(cls, p, dim, **kw)
+
+    monkeypatch.setattr(vector.VectorIndex, "_load", classmethod(racing_load))
+    loaded = VectorIndex.load(path, 8, ann_threshold=100)
+    assert len(calls) == 2 and loaded._ann.ntotal == 150

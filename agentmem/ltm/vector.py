@@ -24,6 +24,10 @@ FORMAT = 1
 ANN_BATCH = 1024  # rows added to the HNSW index at a time; fewer wait in an exactly-searched tail
 
 
+class _AnnFileMissing(ValueError):
+    """The HNSW file an archive names is not there (damage, or a reader racing a writer's save)."""
+
+
 class VectorIndex:
     """Exact + approximate inner-product search over unit vectors, with scope-aware row masks."""
 
@@ -344,7 +348,19 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, dim: int, **options: Any) -> VectorIndex:
-        """Read a saved cache; raises ValueError (or OSError) if it is unreadable or for another dim."""
+        """Read a saved cache; raises ValueError (or OSError) if it is unreadable or for another dim.
+        A reader can lose a race with a writer's save (the archive it read names an HNSW file the
+        writer has just replaced and deleted): the archive is then read again, at most twice more."""
+        for attempt in range(3):
+            try:
+                return cls._load(path, dim, **options)
+            except _AnnFileMissing:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load(cls, path: Path, dim: int, **options: Any) -> VectorIndex:
         import faiss
 
         try:
@@ -373,8 +389,13 @@ class VectorIndex:
             else:
                 ann_path = path.with_name(str(meta["ann_file"]))
                 if "/" in str(meta["ann_file"]) or not ann_path.is_file():
-                    raise ValueError(f"approximate index file {meta['ann_file']} is missing")
-                index._ann = faiss.read_index(str(ann_path))
+                    raise _AnnFileMissing(f"approximate index file {meta['ann_file']} is missing")
+                try:
+                    index._ann = faiss.read_index(str(ann_path))
+                except RuntimeError as exc:
+                    if not ann_path.is_file():  # deleted while being read
+                        raise _AnnFileMissing(f"approximate index file {meta['ann_file']} is missing") from exc
+                    raise
             if index._ann.ntotal != n or index._ann.d != dim:
                 raise ValueError(f"approximate index holds {index._ann.ntotal} rows of {index._ann.d} dims, "
                                  f"expected {n} of {dim}")
