@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from agentmem.embedders import Embedder, normalize
+from agentmem.ltm.weights import file_sha256
 
 log = logging.getLogger("agentmem")
 
@@ -60,14 +61,6 @@ def require_onnx(what: str = "the ONNX embedder backend") -> None:
     if missing:
         raise ImportError(f"{what} needs the package(s) {', '.join(missing)}: pip install "
                           f"{' '.join(missing)} (or choose AGENTMEM_EMBED_BACKEND=torch)")
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _quiet_quantizer(record: logging.LogRecord) -> bool:
@@ -153,7 +146,7 @@ class OnnxEmbedder(Embedder):
 
     def cache_path(self) -> Path:
         """The cached .onnx file for this model and mode (it may not exist yet)."""
-        key = hashlib.sha256(f"{_file_hash(self._weights())}|{self.mode}|{EXPORT_FORMAT}|{OPSET}".encode())
+        key = hashlib.sha256(f"{file_sha256(self._weights())}|{self.mode}|{EXPORT_FORMAT}|{OPSET}".encode())
         return (self._cache or cache_dir()) / f"{self._path.name}-{self.mode}-{key.hexdigest()[:20]}.onnx"
 
     # -- export ------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ def _check_name(name: object) -> str:
     return name
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -118,7 +119,7 @@ class WeightStore:
             _fsync_dir(folder)
             c.execute("INSERT INTO weights (name, version, file, sha256, size, metadata, created_at) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (name, version, str(path.relative_to(self._root)), _sha256(path), path.stat().st_size,
+                      (name, version, str(path.relative_to(self._root)), file_sha256(path), path.stat().st_size,
                        meta_json, time.time()))
             c.execute("INSERT OR REPLACE INTO weight_heads (name, version) VALUES (?, ?)", (name, version))
         return version
@@ -160,7 +161,7 @@ class WeightStore:
         if not path.exists():
             raise CorruptionError(f"weights file {path} for {name!r} v{version} is missing; "
                                   "restore it from backup or roll back to another version")
-        if _sha256(path) != sha:
+        if file_sha256(path) != sha:
             raise CorruptionError(f"weights file {path} for {name!r} v{version} fails its sha256 check; "
                                   "it was damaged after saving: roll back to another version")
         if framework == "np":
@@ -204,7 +205,7 @@ class WeightStore:
             path = self._root / file
             if not path.exists():
                 problems.append(f"weights {name} v{version}: file {file} is missing")
-            elif path.stat().st_size != size or (not quick and _sha256(path) != sha):
+            elif path.stat().st_size != size or (not quick and file_sha256(path) != sha):
                 what = "size" if path.stat().st_size != size else "sha256"
                 problems.append(f"weights {name} v{version}: {what} mismatch in {file}")
         return problems
