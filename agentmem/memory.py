@@ -140,10 +140,9 @@ class Memory:
             index.remove(stale.tolist())
         if len(missing):
             ids, vecs, scopes = self.journal.vectors(missing.tolist())
-            t_ids, times = self.journal.times(ids.tolist())
-            order = np.argsort(t_ids)
-            times = times[order][np.searchsorted(t_ids[order], ids)]
-            index.add(ids, vecs, scopes, times=times, defer_ann=True)  # searched exactly until the next save
+            time_of = dict(zip(*self.journal.times(ids.tolist()), strict=True))
+            # searched exactly until the next save
+            index.add(ids, vecs, scopes, times=[time_of[i] for i in ids.tolist()], defer_ann=True)
         unknown = index.unknown_times()  # a cache saved before item times were kept
         if len(unknown):
             index.set_times(*self.journal.times(unknown.tolist()))

@@ -152,10 +152,12 @@ def loop_caller(name: str) -> Callable[..., Any]:
     (``firstresult``: the first non-None; otherwise the list of non-None results), skipping pluggy's
     per-call machinery (~7 us per call); in any other case it is the hook caller itself. Take a new
     one per loop: it sees the plugins registered when it was made."""
-    from pluggy._execution import _multicall
-
     pm = load_plugins()
     caller = getattr(pm.hook, name)
+    try:
+        from pluggy._execution import _multicall  # private: another pluggy may lack it
+    except ImportError:
+        return caller
     impls = caller.get_hookimpls()
     spec = caller.spec
     if (getattr(pm, "_inner_hookexec", None) is not _multicall or spec is None

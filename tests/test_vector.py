@@ -70,9 +70,7 @@ def test_compaction_drops_tombstones() -> None:
 
 
 def test_time_bounds_mask_rows_and_survive_save_and_compaction(tmp_path: Path) -> None:
-    rng = np.random.default_rng(5)
-    vecs = rng.standard_normal((40, 8)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs = unit(np.random.default_rng(5), 40, 8)
     index = VectorIndex(8)
     index.add(np.arange(1, 41), vecs, [{}] * 40, times=np.arange(40, dtype=np.float64) * 10)
     index.add(np.array([41]), vecs[:1], [{}])  # time unknown: outside any bound
@@ -97,9 +95,7 @@ def test_hnsw_goes_to_its_own_file_and_old_archives_still_load(tmp_path: Path) -
 
     import faiss
 
-    rng = np.random.default_rng(6)
-    vecs = rng.standard_normal((300, 16)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs = unit(np.random.default_rng(6), 300, 16)
     index = VectorIndex(16, ann_threshold=100)
     index.add(np.arange(1, 301), vecs, [{}] * 300, times=np.zeros(300))
     path = tmp_path / "vectors.npz"
@@ -132,9 +128,7 @@ def test_a_reader_racing_a_save_reads_the_archive_again(tmp_path: Path, monkeypa
     the reader then reads the (new) archive again instead of giving up on the cache."""
     from agentmem.ltm import vector
 
-    rng = np.random.default_rng(8)
-    vecs = rng.standard_normal((150, 8)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs = unit(np.random.default_rng(8), 150, 8)
     index = VectorIndex(8, ann_threshold=100)
     index.add(np.arange(1, 151), vecs, [{}] * 150, times=np.zeros(150))
     path = tmp_path / "vectors.npz"

@@ -202,15 +202,9 @@ class VectorIndex:
         rows = None if mask is None else np.flatnonzero(mask)
         if rows is not None and len(rows) == 0:
             return []
-        if self._ann is not None and (rows is None or len(rows) > self.exact_subset_limit):
+        if self._uses_ann(rows):
             return self._search_ann(q, k, mask, rows)
-        if rows is not None and len(rows) < self.n // 4:
-            scores = self._vecs[rows] @ q
-            return self._top(rows, scores, k)
-        scores = self._scores_all(q)
-        if rows is not None:
-            return self._top(rows, scores[rows], k)
-        return self._top(np.arange(self.n), scores, k)
+        return self._top(*self._exact(q, rows), k)
 
     def search_and_sample(self, query: np.ndarray, k: int, mask: np.ndarray | None = None,
                           n: int = 2048) -> tuple[list[tuple[int, float]], np.ndarray]:
@@ -218,16 +212,24 @@ class VectorIndex:
         every score at hand already, so the sample is read from them (the very same rows)."""
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
         rows = None if mask is None else np.flatnonzero(mask)
-        exact = self.n > 0 and k > 0 and (rows is None or len(rows) > 0) and not (
-            self._ann is not None and (rows is None or len(rows) > self.exact_subset_limit))
-        if not exact or (rows is None and self.dead > 0):
+        if (self.n == 0 or k <= 0 or (rows is not None and len(rows) == 0) or self._uses_ann(rows)
+                or (rows is None and self.dead > 0)):
             return self.search(q, k, mask), self.sample_scores(q, mask, n)
-        if rows is None:
-            scores, rows = self._scores_all(q), np.arange(self.n)
-        else:
-            scores = self._vecs[rows] @ q if len(rows) < self.n // 4 else self._scores_all(q)[rows]
+        rows, scores = self._exact(q, rows)
         step = max(1, len(rows) // n) if len(rows) > n else 1
         return self._top(rows, scores, k), scores[::step][:n]
+
+    def _uses_ann(self, rows: np.ndarray | None) -> bool:
+        """Whether a search over ``rows`` (None: all) goes to the HNSW index rather than exact."""
+        return self._ann is not None and (rows is None or len(rows) > self.exact_subset_limit)
+
+    def _exact(self, q: np.ndarray, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cosines of ``q`` with them): a subset's own product when small, else all rows'."""
+        if rows is None:
+            return np.arange(self.n), self._scores_all(q)
+        if len(rows) < self.n // 4:
+            return rows, self._vecs[rows] @ q
+        return rows, self._scores_all(q)[rows]
 
     def search_batch(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None,
                      ef_search: int | None = None) -> list[list[tuple[int, float]]]:
