@@ -194,6 +194,7 @@ class Memory:
                     self._flush_uses()
                     if self._unsaved:
                         self.save_index()
+                self.vector.close()
                 self.journal.close()
             finally:
                 self._closed = True

@@ -16,6 +16,24 @@ def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def test_rows_are_found_while_the_worker_is_still_inserting_them(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    vecs = unit(rng, 12_000, 32)
+    ids = np.arange(1, 12_001, dtype=np.int64)
+    index = VectorIndex(32, ann_threshold=1000)
+    for start in range(0, 12_000, 2000):
+        index.add(ids[start:start + 2000], vecs[start:start + 2000], [{"user": "u"}] * 2000)
+        # every row is searchable at once: those HNSW lacks so far are searched exactly
+        probe = np.arange(start, start + 2000, 97)
+        assert [h[0][0] for h in index.search_batch(vecs[probe], 1)] == (probe + 1).tolist()
+    index.save(tmp_path / "v.npz")  # finishes the insertions first
+    assert index._ann.ntotal == 12_000
+    index.close()
+    assert index._worker is None
+    loaded = VectorIndex.load(tmp_path / "v.npz", 32, ann_threshold=1000)
+    assert loaded._ann.ntotal == 12_000 and loaded.search(vecs[11_999], 1)[0][0] == 12_000
+
+
 @pytest.mark.parametrize("threshold", [10**9, 500])  # exact only, then HNSW past 500 rows
 def test_search_masks_and_persistence(tmp_path: Path, threshold: int) -> None:
     rng = np.random.default_rng(0)
@@ -25,6 +43,7 @@ def test_search_masks_and_persistence(tmp_path: Path, threshold: int) -> None:
     index = VectorIndex(32, ann_threshold=threshold, exact_subset_limit=100)
     index.add(ids[:1500], vecs[:1500], scopes[:1500])
     index.add(ids[1500:], vecs[1500:], scopes[1500:])
+    index.wait()  # HNSW insertion runs on a worker thread
     assert (index._ann is not None) == (threshold == 500)
     top = index.search(vecs[7], 5)
     assert top[0][0] == 17 and top[0][1] == pytest.approx(1.0, abs=1e-5)

@@ -5,12 +5,18 @@ Vectors live in a growable float32 matrix (exact search with numpy, or torch on 
 ids, so a boolean row mask (alive, in scope, passes filters) becomes a FAISS ``IDSelectorBitmap``.
 Forgotten rows are tombstoned and dropped at the next rebuild. The whole cache is saved as one
 ``.npz`` file (no pickle), written to a temporary file and renamed into place.
+
+HNSW insertion is the costliest part of adding rows, so it runs on a background thread (FAISS
+releases the GIL): ``add`` returns once the rows are in the matrix, and rows the approximate index
+does not hold yet are searched exactly, so every search sees every row. A lock keeps FAISS searches
+and insertions apart; ``save`` and ``close`` finish the insertions first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 import zipfile
 from pathlib import Path
@@ -21,7 +27,8 @@ import numpy as np
 from agentmem.types import SCOPE_KEYS
 
 FORMAT = 1
-ANN_BATCH = 1024  # rows added to the HNSW index at a time; fewer wait in an exactly-searched tail
+ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an exactly-searched tail
+ANN_CHUNK = 256  # rows inserted per lock hold on the background thread (a search waits at most that)
 
 
 class _AnnFileMissing(ValueError):
@@ -32,7 +39,8 @@ class VectorIndex:
     """Exact + approximate inner-product search over unit vectors, with scope-aware row masks."""
 
     def __init__(self, dim: int, *, ann_threshold: int = 50_000, hnsw_m: int = 32,
-                 ef_construction: int = 64, ef_search: int = 64, exact_subset_limit: int = 20_000) -> None:
+                 ef_construction: int = 64, ef_search: int = 64, exact_subset_limit: int = 20_000,
+                 background: bool = True) -> None:
         self.dim = dim
         self.ann_threshold = ann_threshold
         self.hnsw_m = hnsw_m
@@ -51,6 +59,11 @@ class VectorIndex:
         self._gpu: Any = None  # torch copy of the vectors on CUDA, when present
         self._deferred = False  # rows past _ann.ntotal wait for the next save (see add)
         self.dead = 0
+        self.background = background  # HNSW insertion on a worker thread
+        self._ann_lock = threading.RLock()  # FAISS calls on _ann, and replacing _ann or the arrays
+        self._worker_lock = threading.Lock()  # starting / retiring the worker
+        self._worker: threading.Thread | None = None
+        self._closing = False
 
     # --- writes --------------------------------------------------------------------------------
 
@@ -111,15 +124,60 @@ class VectorIndex:
         self._gpu = None
         self._deferred = self._deferred or defer_ann
         # HNSW insertions pay off in batches: until ANN_BATCH rows are waiting they are searched exactly
-        if not self._deferred and (self._ann is None or self.n - self._ann.ntotal >= ANN_BATCH):
-            self._index_pending()
+        if not self._deferred and self._pending() >= (self.ann_threshold if self._ann is None else ANN_BATCH):
+            if self.background:
+                self._start_worker()
+            else:
+                self._index_pending()
+
+    def _pending(self) -> int:
+        """Rows the approximate index lacks (all rows while there is none)."""
+        ann = self._ann
+        return self.n - (0 if ann is None else ann.ntotal)
 
     def _index_pending(self) -> None:
-        """Insert rows the approximate index lacks (or build it once the size calls for one)."""
-        if self._ann is not None and self._ann.ntotal < self.n:
-            self._ann.add(self._vecs[self._ann.ntotal : self.n])
-        elif self._ann is None and self.n >= self.ann_threshold:
-            self._build_ann()
+        """Insert rows the approximate index lacks (or build it once the size calls for one), here."""
+        with self._ann_lock:
+            if self._ann is not None and self._ann.ntotal < self.n:
+                self._ann.add(self._vecs[self._ann.ntotal : self.n])
+            elif self._ann is None and self.n >= self.ann_threshold:
+                self._build_ann()
+
+    def _start_worker(self) -> None:
+        with self._worker_lock:
+            if self._worker is None and not self._closing:
+                self._worker = threading.Thread(target=self._catch_up, name="agentmem-hnsw", daemon=True)
+                self._worker.start()
+
+    def _catch_up(self) -> None:
+        """Worker: insert pending rows ANN_CHUNK at a time (building the index first if there is none),
+        until none are pending; then retire. Rows are only ever appended past ``n`` by ``add`` and
+        replaced wholesale under ``_ann_lock``, so rows below a ``n`` read here stay put."""
+        while True:
+            with self._ann_lock:
+                if self._ann is None and not self._closing and not self._deferred and self.n >= self.ann_threshold:
+                    self._build_ann(self.n)  # the rows so far, in one call; the rest follow in chunks
+                ann, n = self._ann, self.n
+                if ann is not None and not self._closing and not self._deferred and ann.ntotal < n:
+                    start = ann.ntotal
+                    ann.add(self._vecs[start : min(n, start + ANN_CHUNK)])
+                    continue
+            with self._worker_lock:
+                ann = self._ann
+                if self._closing or self._deferred or ann is None or ann.ntotal >= self.n:
+                    self._worker = None
+                    return
+
+    def wait(self) -> None:
+        """Block until the background worker has inserted every pending row (or retired)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join()
+
+    def close(self) -> None:
+        """Stop the worker (pending rows stay searched exactly, and are inserted by a later ``save``)."""
+        self._closing = True
+        self.wait()
 
     def remove(self, ids: list[int]) -> None:
         for item_id in ids:
@@ -132,6 +190,10 @@ class VectorIndex:
 
     def compact(self) -> None:
         """Drop tombstoned rows and rebuild the approximate index."""
+        with self._ann_lock:
+            self._compact()
+
+    def _compact(self) -> None:
         keep = self._alive[: self.n]
         ids, vecs, codes = self._ids[: self.n][keep], self._vecs[: self.n][keep], self._codes[: self.n][keep]
         times = self._times[: self.n][keep]
@@ -150,12 +212,13 @@ class VectorIndex:
         if self.n >= self.ann_threshold:
             self._build_ann()
 
-    def _build_ann(self) -> None:
+    def _build_ann(self, rows: int | None = None) -> None:
+        """A new HNSW index over the first ``rows`` rows (all by default). Caller holds ``_ann_lock``."""
         import faiss
 
         index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self.ef_construction
-        index.add(self._vecs[: self.n])
+        index.add(self._vecs[: self.n if rows is None else rows])
         self._ann = index
 
     # --- search --------------------------------------------------------------------------------
@@ -292,13 +355,17 @@ class VectorIndex:
             params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
             # a selective filter needs a wider beam to keep recall
             params.efSearch = int(min(1024, params.efSearch * max(1.0, self.n / max(len(rows), 1)) ** 0.5))
-        scores, labels = self._ann.search(queries, k, params=params)  # (n_queries, k); label -1: none
+        n = self.n if mask is None else min(self.n, len(mask))
+        with self._ann_lock:  # not while the worker inserts; the rows it has not reached are the tail
+            scores, labels = self._ann.search(queries, k, params=params)  # (n_queries, k); label -1: none
+            start = self._ann.ntotal
         scores = np.where(labels >= 0, scores, -np.inf).astype(np.float32)
-        start = self._ann.ntotal
-        if start < self.n:  # deferred rows, not in the approximate index yet: searched exactly
-            tail = np.arange(start, self.n)[(self._alive if mask is None else mask)[start : self.n]]
+        if start < n:  # rows not in the approximate index yet: searched exactly
+            live = (self._alive if mask is None else mask)[start:n]
+            tail = np.arange(start, n) if live.all() else start + np.flatnonzero(live)
             if len(tail):
-                extra = queries @ self._vecs[tail].T  # (n_queries, len(tail))
+                block = self._vecs[start:n] if len(tail) == n - start else self._vecs[tail]
+                extra = queries @ block.T  # (n_queries, len(tail))
                 if len(tail) > k:
                     part = np.argpartition(-extra, k - 1, axis=1)[:, :k]
                     extra, rows_t = np.take_along_axis(extra, part, axis=1), tail[part]
@@ -319,11 +386,15 @@ class VectorIndex:
         once) goes to its own file, ``<name>.<random>.hnsw``, written and synced first; the archive at
         ``path`` names it and replaces the old archive in one rename (temp file, fsync, rename), then
         HNSW files no archive names are deleted. A crash at any point leaves the old pair or the new."""
+        with self._ann_lock:
+            self._deferred = False
+            self._index_pending()
+            self._save(path)
+
+    def _save(self, path: Path) -> None:
         import faiss
 
         tmp = path.with_name(path.name + ".tmp")
-        self._index_pending()
-        self._deferred = False
         meta: dict[str, Any] = {"format": FORMAT, "dim": self.dim, "n": self.n, "dead": self.dead,
                                 "interned": self._interned}
         if self._ann is not None:
