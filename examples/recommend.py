@@ -1,6 +1,7 @@
 """Sequential recommendation on SASRec's Amazon Games: a SASRec (or GRU) model ranks each user's
 held-out item among 100 sampled negatives; the memory-augmented mode adds the user's long-term profile
-(from the vector memory, LTM) and their current session (a short-term memory buffer, STM).
+(from the vector memory, LTM), random walks over the interaction graph (the knowledge graph, LTM) and
+their current session (a short-term memory buffer, STM).
 
     python examples/recommend.py --quick
     python examples/recommend.py --epochs 30
@@ -28,8 +29,8 @@ def main() -> None:
     for mode, m in (("plain", result["plain_metrics"]), ("STM+LTM", result["metrics"]),
                     ("popularity", result["baselines"]["popularity"])):
         print(f"{mode:<11} HR@10 {m['hr@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}")
-    mode = result["memory_mode"]
-    print(f"profile weight {mode['alpha']}, session weight {mode['beta']} (chosen on validation items)")
+    weights = ", ".join(f"{k} {v}" for k, v in result["memory_mode"]["weights"].items())
+    print(f"memory weights: {weights} (chosen on validation items)")
 
 
 if __name__ == "__main__":

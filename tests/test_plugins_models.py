@@ -73,6 +73,16 @@ def test_recommenders_are_causal_over_left_padded_sequences(name: str) -> None:
     assert torch.allclose(net(later)[:, :-1], h[:, :-1], atol=1e-5)
 
 
+def test_sasrec_states_do_not_depend_on_leading_padding() -> None:
+    net = build("transformer", RECOMMENDER)
+    assert net.pad_invariant
+    seq = torch.tensor([[0, 0, 7, 3, 9], [0, 0, 0, 0, 5]])
+    wider = torch.cat([torch.zeros(2, 7, dtype=torch.long), seq], dim=1)  # max_len 12
+    assert torch.allclose(net(wider)[:, -5:], net(seq), atol=1e-5)
+    with pytest.raises(ValueError, match="max_len"):
+        net(torch.ones(1, 13, dtype=torch.long))
+
+
 @pytest.mark.parametrize("name,spec", [("cnn", SEQ2SEQ), ("cnn", RECOMMENDER),
                                        ("lstm", {"kind": "classifier", "input": "audio"}),
                                        ("transformer", {"kind": "graph"})])

@@ -17,7 +17,6 @@ from agentmem.plugins import get
 from agentmem.training import (
     RunOptions,
     StmRecorder,
-    batches,
     feature_memory,
     fit,
     load_checkpoint,
@@ -27,11 +26,15 @@ from agentmem.training import (
 from agentmem_recommendation.data import Interactions
 from agentmem_recommendation.task import (
     MAX_LEN,
+    combine,
     left_pad,
+    length_batches,
     memory_parts,
     model_scores,
     popularity,
+    positions_per_batch,
     rank_metrics,
+    remember_interactions,
     remember_profiles,
     train_loss,
     trainable_users,
@@ -62,6 +65,7 @@ class RecommendationTask:
             plain = rank_metrics(model_scores(net, data, users, "test", cands["test"]))
             scope = {"agent": name, "session": uuid.uuid4().hex[:12]}
             remember_profiles(mem, net, data, scope)
+            remember_interactions(mem, data, scope, "train")
             result: dict[str, Any] = {"task": self.name, "model": model, "dataset": dataset, "metrics": plain,
                                       "train_s": round(fitted.train_s, 2), "epochs": fitted.epochs,
                                       "memory_path": str(path), "evaluated_users": len(users),
@@ -69,11 +73,15 @@ class RecommendationTask:
                                       "examples": {"count": len(data.train), "scope": scope}}
             weights = None
             if opts.memory:
-                weights = tune_weights(memory_parts(mem, scope, net, data, users, "val", cands["val"]))
-                base, profile, session = memory_parts(mem, scope, net, data, users, "test", cands["test"])
+                tuned = tune_weights(memory_parts(mem, scope, net, data, users, "val", cands["val"]))
+                weights = tuned["weights"]
+            # the validation items have now been seen: the graph records them before the test items
+            remember_interactions(mem, data, scope, "val")
+            if weights is not None:
+                parts = memory_parts(mem, scope, net, data, users, "test", cands["test"])
                 result["plain_metrics"] = plain
-                result["metrics"] = rank_metrics(base + weights["alpha"] * profile + weights["beta"] * session)
-                result["memory_mode"] = {"kind": "stm-session+ltm-profile", **weights,
+                result["metrics"] = rank_metrics(combine(parts, weights))
+                result["memory_mode"] = {"kind": "stm-session+ltm-profile+ltm-graph", **tuned,
                                          "gain": {k: result["metrics"][k] - plain[k] for k in plain}}
             meta = {"task": self.name, "model": model, "dataset": dataset, "spec": spec, "seed": opts.seed,
                     "quick": opts.quick, "metrics": result["metrics"], "plain_metrics": plain, "weights": weights,
@@ -92,9 +100,9 @@ class RecommendationTask:
         bs = opts.batch_size or 128
         train_users = trainable_users(data)
         gen = torch.Generator().manual_seed(opts.seed)
-        return fit(net, lambda e: (train_users[i] for i in batches(len(train_users), bs, shuffle=True,
-                                                                    seed=opts.seed * 1000 + e)),
-                   lambda m, u: train_loss(m, data, u, gen),
+        per_batch = positions_per_batch(train_users, data, bs)
+        return fit(net, lambda e: length_batches(train_users, data, bs, opts.seed * 1000 + e),
+                   lambda m, u: train_loss(m, data, u, gen, per_batch),
                    lambda: rank_metrics(model_scores(net, data, users, "val", val_cands))["ndcg@10"],
                    opts, epochs=epochs, lr=opts.lr or (5e-3 if opts.quick else lr), recorder=recorder,
                    warmup_steps=100, patience=10, desc=f"{model}/{data.name}")
@@ -131,10 +139,12 @@ class RecommendationTask:
             result = {"task": self.name, "model": model, "dataset": dataset, "metrics": plain,
                       "weights": {"name": name, "version": version}}
             w = meta.get("weights")
+            if w is not None and "alpha" in w:  # checkpoints before the graph evidence
+                w = {"profile": w["alpha"], "session": w["beta"], "graph": 0.0}
             if w is not None:
-                base, profile, session = memory_parts(mem, meta["scope"], net, data, users, "test", cands)
+                parts = memory_parts(mem, meta["scope"], net, data, users, "test", cands)
                 result["plain_metrics"] = plain
-                result["metrics"] = rank_metrics(base + w["alpha"] * profile + w["beta"] * session)
+                result["metrics"] = rank_metrics(combine(parts, w))
         return result
 
 

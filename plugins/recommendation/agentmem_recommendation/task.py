@@ -1,5 +1,6 @@
-"""The recommendation task's pieces: batching, sampled-softmax training, leave-one-out ranking metrics,
-and the STM session / LTM profile scores of the memory-augmented mode.
+"""The recommendation task's pieces: length-bucketed batching, next-item cross-entropy training,
+leave-one-out ranking metrics, and the memory-augmented mode's evidence: the STM session, the LTM
+profile (vector memory) and random walks over the LTM interaction graph (knowledge graph).
 
 A model for this task is built from ``{"kind": "recommender", "items": N, "max_len": L, "quick": bool}``
 and provides ``forward(seq (B, L)) -> hidden (B, L, d)`` over left-padded item ids (0 = padding),
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
@@ -18,13 +20,17 @@ from agentmem import compress
 from agentmem.memory import Memory
 from agentmem.stm import ShortTermMemory
 from agentmem.training import autocast, unit
-from agentmem.types import Item
+from agentmem.types import Fact, Item
 from agentmem_recommendation.data import Interactions
 
 MAX_LEN = 50
-N_NEG = 256  # shared negatives per training batch (sampled softmax)
+FULL_SOFTMAX_ITEMS = 100_000  # up to this catalogue size the loss ranks the next item against every item
+N_NEG = 256  # above it: shared uniform negatives per training batch (sampled softmax)
 SESSION = 3  # the most recent items that form the short-term session
-WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
+INTERACTED = "interacted_with"  # the knowledge-graph relation from "user U" to "item I"
+RECENT, RECENCY, POP_PENALTY = 20, 0.8, 0.5  # graph evidence: last items walked from, decay, beta
+MEMORY_PARTS = ("profile", "session", "graph")
+WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.0)
 
 
 def left_pad(seqs: list[list[int]], length: int = MAX_LEN) -> torch.Tensor:
@@ -37,35 +43,73 @@ def left_pad(seqs: list[list[int]], length: int = MAX_LEN) -> torch.Tensor:
     return out
 
 
-def train_loss(net: torch.nn.Module, data: Interactions, users: np.ndarray, gen: torch.Generator) -> torch.Tensor:
-    """Next-item sampled softmax: at every position the true next item against N_NEG shared uniform
-    negatives."""
+def batch_length(net: torch.nn.Module, seqs: list[list[int]]) -> int:
+    """Columns to pad a batch to: its longest sequence for a model whose states ignore padding
+    (``pad_invariant``), else MAX_LEN."""
+    if not getattr(net, "pad_invariant", False):
+        return MAX_LEN
+    return max(1, min(MAX_LEN, max((len(s) for s in seqs), default=1)))
+
+
+def train_loss(net: torch.nn.Module, data: Interactions, users: np.ndarray, gen: torch.Generator,
+               per_batch: float | None = None) -> torch.Tensor:
+    """Next-item cross-entropy at every position: against the whole catalogue when it has at most
+    FULL_SOFTMAX_ITEMS items (full softmax, the stronger objective for SASRec-style models), else
+    against N_NEG shared uniform negatives (sampled softmax). The loss is summed over positions and
+    divided by ``per_batch`` (the average number of positions in a batch; default: this batch's),
+    so that with length-bucketed batches every position weighs the same as in random batches."""
     dev = compress.model_device(net)
     seqs = [data.train[int(u)] for u in users]
-    inputs = left_pad([s[:-1] for s in seqs]).to(dev)  # (B, L)
-    targets = left_pad([s[1:] for s in seqs]).to(dev)  # (B, L)
-    negs = torch.randint(1, data.items + 1, (N_NEG,), generator=gen).to(dev)
-    with autocast(dev):
-        h = net(inputs)  # (B, L, d)
-        pos = (h * net.item_emb(targets)).sum(-1, keepdim=True)  # (B, L, 1)
-        neg = h @ net.item_emb(negs).T  # (B, L, N_NEG)
-        logits = torch.cat([pos, neg], dim=-1).float()
+    length = batch_length(net, [s[:-1] for s in seqs])
+    inputs = left_pad([s[:-1] for s in seqs], length).to(dev)  # (B, L)
+    targets = left_pad([s[1:] for s in seqs], length).to(dev)  # (B, L)
     mask = targets != 0
-    return F.cross_entropy(logits[mask], torch.zeros(int(mask.sum()), dtype=torch.long, device=dev))
+    with autocast(dev):
+        h = net(inputs)[mask]  # (P, d): the positions that have a next item
+        if data.items <= FULL_SOFTMAX_ITEMS:
+            logits = (h @ net.item_emb.weight[1:].T).float()  # (P, items): item i in column i - 1
+            labels = targets[mask] - 1
+        else:
+            negs = torch.randint(1, data.items + 1, (N_NEG,), generator=gen).to(dev)
+            pos = (h * net.item_emb(targets[mask])).sum(-1, keepdim=True)  # (P, 1)
+            logits = torch.cat([pos, h @ net.item_emb(negs).T], dim=-1).float()  # (P, 1 + N_NEG)
+            labels = torch.zeros(len(logits), dtype=torch.long, device=dev)
+    return F.cross_entropy(logits, labels, reduction="sum") / (per_batch or max(1, len(logits)))
 
 
 def trainable_users(data: Interactions) -> np.ndarray:
     return np.array([u for u, s in data.train.items() if len(s) >= 2])
 
 
+def positions_per_batch(users: np.ndarray, data: Interactions, size: int) -> float:
+    """The average number of next-item positions (at most MAX_LEN per user) in a batch of ``size``."""
+    return size * float(np.mean([min(len(data.train[int(u)]) - 1, MAX_LEN) for u in users]))
+
+
+def length_batches(users: np.ndarray, data: Interactions, size: int, seed: int) -> list[np.ndarray]:
+    """Batches of users with training sequences of similar length, in a seeded random order: a
+    shuffle, a stable sort by length, consecutive slices, shuffled again. Most sequences are short
+    (median 4 items on Games), so a pad-invariant model then runs on a few columns instead of MAX_LEN."""
+    rng = np.random.default_rng(seed)
+    shuffled = users[rng.permutation(len(users))]
+    lengths = np.array([min(len(data.train[int(u)]), MAX_LEN + 1) for u in shuffled])
+    ordered = shuffled[np.argsort(lengths, kind="stable")]
+    out = [ordered[i:i + size] for i in range(0, len(ordered), size)]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
 def last_states(net: torch.nn.Module, seqs: list[list[int]], bs: int = 1024) -> torch.Tensor:
-    """The model's state after the last item of each sequence: (N, d)."""
+    """The model's state after the last item of each sequence: (N, d). Sequences are run in chunks
+    of similar length (a pad-invariant model then skips most of the padding)."""
     dev = compress.model_device(net)
-    out = []
+    order = np.argsort([min(len(s), MAX_LEN) for s in seqs], kind="stable")
+    out = torch.empty((len(seqs), net.feature_dim), device=dev)
     with torch.inference_mode(), autocast(dev):
         for i in range(0, len(seqs), bs):
-            out.append(net(left_pad(seqs[i:i + bs]).to(dev))[:, -1].float())
-    return torch.cat(out)
+            rows = order[i:i + bs]
+            chunk = [seqs[r] for r in rows]
+            out[torch.from_numpy(rows).to(dev)] = net(left_pad(chunk, batch_length(net, chunk)).to(dev))[:, -1].float()
+    return out
 
 
 def item_table(net: torch.nn.Module) -> torch.Tensor:
@@ -145,26 +189,85 @@ def sessions(net: torch.nn.Module, data: Interactions, users: list[int], split: 
     return out / total.clamp(min=1e-9)[:, None]
 
 
+def remember_interactions(mem: Memory, data: Interactions, scope: dict[str, str], split: str) -> int:
+    """Record user-item interactions as facts ``user U -interacted_with-> item I`` in the knowledge
+    graph: every training interaction for ``split="train"``, each user's validation item for
+    ``split="val"`` (what happened next, once the validation items have been scored). Returns the count."""
+    if split == "train":
+        pairs = [(u, i) for u, seq in data.train.items() for i in dict.fromkeys(seq)]
+    elif split == "val":
+        pairs = sorted(data.val.items())
+    else:
+        raise ValueError(f"split must be 'train' or 'val', not {split!r}")
+    return mem.graph.add_facts([Fact(f"user {u}", INTERACTED, f"item {i}") for u, i in pairs], scope)
+
+
+def interaction_walks(mem: Memory, scope: dict[str, str], items: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The item-to-item step of a random walk item -> user -> item over the interaction graph, and
+    each item's degree: ``W[i, j] = sum over users u of both: 1/deg(i) * 1/deg(u)``, (items + 1)^2."""
+    users: dict[str, int] = {}
+    rows, cols = [], []
+    for f in mem.graph.facts(relation=INTERACTED, scope=scope):
+        rows.append(users.setdefault(f.subject, len(users)))
+        cols.append(int(f.object.removeprefix("item ")))
+    x = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(users), items + 1))
+    x.data[:] = 1.0  # an interaction recorded twice counts once
+    user_deg = np.asarray(x.sum(1)).ravel()
+    item_deg = np.asarray(x.sum(0)).ravel()
+    walk = sp.diags(1.0 / np.maximum(item_deg, 1)) @ x.T @ sp.diags(1.0 / np.maximum(user_deg, 1)) @ x
+    walk = walk.tocsr().astype(np.float32)
+    walk.setdiag(0)
+    walk.eliminate_zeros()
+    return walk, item_deg
+
+
+def graph_scores(walk: sp.csr_matrix, item_deg: np.ndarray, data: Interactions, users: list[int], split: str,
+                 cands: np.ndarray) -> torch.Tensor:
+    """RP3beta evidence (Paudel et al., 2016) from the user's RECENT last items, newer ones weighted
+    more (RECENCY per step back): walk probability to each candidate, divided by the candidate's
+    degree ** POP_PENALTY, standardised per row. (B, 1 + negatives)."""
+    out = np.zeros(cands.shape, np.float32)
+    penalty = np.maximum(item_deg, 1.0) ** -POP_PENALTY
+    for row, u in enumerate(users):
+        recent = np.asarray(data.history(u, split)[-RECENT:])
+        w = RECENCY ** np.arange(len(recent))[::-1]
+        out[row] = (walk[recent][:, cands[row]].toarray() * w[:, None]).sum(0) * penalty[cands[row]]
+    t = torch.from_numpy(out)
+    return (t - t.mean(1, keepdim=True)) / (t.std(1, keepdim=True) + 1e-6)
+
+
 def memory_parts(mem: Memory, scope: dict[str, str], net: torch.nn.Module, data: Interactions, users: list[int],
-                 split: str, cands: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(model score, LTM profile affinity, STM session affinity), each (B, 1 + negatives)."""
+                 split: str, cands: np.ndarray) -> dict[str, torch.Tensor]:
+    """The evidence for each candidate, (B, 1 + negatives) each: ``model`` (the network's score),
+    ``profile`` (LTM profile affinity), ``session`` (STM session affinity) and ``graph`` (random walks
+    over the interaction graph, on the model's scale)."""
     base = model_scores(net, data, users, split, cands).cpu()
     table = item_table(net).cpu()[torch.from_numpy(cands)]  # (B, C, d)
     norms = table.norm(dim=-1).mean()
     profile = torch.einsum("bd,bcd->bc", recall_profiles(mem, scope, users) * norms, table)
     session = torch.einsum("bd,bcd->bc", sessions(net, data, users, split).cpu(), table)
-    return base, profile, session
+    walk, item_deg = interaction_walks(mem, scope, data.items)
+    graph = graph_scores(walk, item_deg, data, users, split, cands) * base.std(1).mean()
+    return {"model": base, "profile": profile, "session": session, "graph": graph}
 
 
-def tune_weights(parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> dict[str, Any]:
-    """Choose the profile and session weights by NDCG@10 on the validation items
-    (``val_plain`` / ``val_memory`` are validation NDCG@10 without / with them)."""
-    base, profile, session = parts
-    plain = rank_metrics(base)["ndcg@10"]
-    best: dict[str, Any] = {"alpha": 0.0, "beta": 0.0, "val_plain": plain, "val_memory": plain}
-    for a in WEIGHTS:
-        for b in WEIGHTS:
-            score = rank_metrics(base + a * profile + b * session)["ndcg@10"]
-            if score > best["val_memory"]:
-                best.update({"alpha": a, "beta": b, "val_memory": score})
-    return best
+def combine(parts: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+    """The memory-augmented score: the model's plus each weighted memory part."""
+    return parts["model"] + sum(weights[k] * parts[k] for k in MEMORY_PARTS)
+
+
+def tune_weights(parts: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Choose each memory part's weight from WEIGHTS by NDCG@10 on the validation items (coordinate
+    ascent, three sweeps; 0 is allowed, so the memory mode is never worse on validation).
+    ``val_plain`` / ``val_memory`` are validation NDCG@10 without / with them."""
+    plain = rank_metrics(parts["model"])["ndcg@10"]
+    weights = {k: 0.0 for k in MEMORY_PARTS}
+    best = plain
+    for _ in range(3):
+        for k in MEMORY_PARTS:
+            for w in WEIGHTS:
+                trial = {**weights, k: w}
+                score = rank_metrics(combine(parts, trial))["ndcg@10"]
+                if score > best:
+                    best, weights = score, trial
+    return {"weights": weights, "val_plain": plain, "val_memory": best}
