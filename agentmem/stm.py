@@ -1,6 +1,7 @@
 """Short-term memory: a bounded working buffer of recent items, their embeddings and activations.
 
-Embeddings are one (capacity, dim) tensor on ``agentmem.device()``. The buffer never evicts on its
+Embeddings are rows of one preallocated (capacity, dim) tensor on ``agentmem.device()`` (an add
+copies only its own rows; the capacity doubles when a batch overflows it). The buffer never evicts on its
 own: ``full`` tells the owner to consolidate, and items leave only through ``remove`` (after they are
 in long-term memory, or forgotten).
 """
@@ -36,7 +37,7 @@ class ShortTermMemory:
 
         self.dim, self.max_items, self.max_bytes = dim, max_items, max_bytes
         self.device = device()
-        self._emb = torch.zeros((0, dim), dtype=torch.float32, device=self.device)  # (n, dim)
+        self._emb = torch.zeros((max(1, max_items), dim), dtype=torch.float32, device=self.device)  # rows [0, n)
         self._entries: list[STMEntry] = []
         self._pos: dict[int, int] = {}
         self.nbytes = 0
@@ -63,8 +64,13 @@ class ShortTermMemory:
         """Append items with embeddings (len(items), dim); activations are kept as given (tensors)."""
         import torch
 
-        new = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32)).to(self.device)
-        self._emb = torch.cat([self._emb, new.reshape(len(items), self.dim)])
+        n, k = len(self._entries), len(items)
+        if n + k > len(self._emb):
+            grown = torch.zeros((max(2 * len(self._emb), n + k), self.dim), dtype=torch.float32, device=self.device)
+            grown[:n] = self._emb[:n]
+            self._emb = grown
+        new = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32).reshape(k, self.dim))
+        self._emb[n:n + k] = new.to(self.device)
         for j, item in enumerate(items):
             acts = (activations[j] if activations else None) or {}
             acts = {k: v.detach().to(self.device) if hasattr(v, "detach") else v for k, v in acts.items()}
@@ -87,7 +93,8 @@ class ShortTermMemory:
             self.nbytes += delta
 
     def embeddings(self) -> np.ndarray:
-        return self._emb.detach().cpu().numpy()
+        """(len(self), dim) float32, rows in insertion order (a copy when the buffer is on a GPU)."""
+        return self._emb[: len(self._entries)].detach().cpu().numpy()
 
     def remove(self, ids: set[int] | list[int]) -> list[STMEntry]:
         """Remove items; return their entries."""
@@ -96,7 +103,8 @@ class ShortTermMemory:
             return []
         keep = [j for j, e in enumerate(self._entries) if e.item.id not in gone]
         removed = [e for e in self._entries if e.item.id in gone]
-        self._emb = self._emb[keep]
+        if keep:
+            self._emb[: len(keep)] = self._emb[keep]
         self._entries = [self._entries[j] for j in keep]
         self._pos = {e.item.id: j for j, e in enumerate(self._entries)}
         self.nbytes -= sum(e.nbytes for e in removed)
@@ -109,7 +117,7 @@ class ShortTermMemory:
         if not self._entries:
             return []
         q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).to(self.device)
-        scores = (self._emb @ q).cpu().numpy()  # (n,)
+        scores = (self._emb[: len(self._entries)] @ q).cpu().numpy()  # (n,)
         rows = [j for j, e in enumerate(self._entries) if keep is None or keep(e.item)]
         rows.sort(key=lambda j: -scores[j])
         return [(self._entries[j].item.id, float(scores[j])) for j in rows[:k]]
