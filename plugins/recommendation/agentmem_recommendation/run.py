@@ -12,6 +12,7 @@ import torch
 from agentmem import compress
 from agentmem.activations import capture
 from agentmem.devices import device
+from agentmem.errors import InvalidInputError
 from agentmem.memory import Memory
 from agentmem.plugins import get
 from agentmem.training import (
@@ -26,6 +27,7 @@ from agentmem.training import (
 from agentmem_recommendation.data import Interactions
 from agentmem_recommendation.task import (
     MAX_LEN,
+    NEGATIVES,
     combine,
     left_pad,
     length_batches,
@@ -101,8 +103,11 @@ class RecommendationTask:
         train_users = trainable_users(data)
         gen = torch.Generator().manual_seed(opts.seed)
         per_batch = positions_per_batch(train_users, data, bs)
+        negatives = int(opts.extra.get("negatives", NEGATIVES))
+        if negatives < 1:
+            raise InvalidInputError(f"--set negatives must be a positive count, not {negatives}")
         return fit(net, lambda e: length_batches(train_users, data, bs, opts.seed * 1000 + e),
-                   lambda m, u: train_loss(m, data, u, gen, per_batch),
+                   lambda m, u: train_loss(m, data, u, gen, per_batch, negatives),
                    lambda: rank_metrics(model_scores(net, data, users, "val", val_cands))["ndcg@10"],
                    opts, epochs=epochs, lr=opts.lr or (5e-3 if opts.quick else lr), recorder=recorder,
                    warmup_steps=100, patience=10, desc=f"{model}/{data.name}")

@@ -24,8 +24,7 @@ from agentmem.types import Fact, Item
 from agentmem_recommendation.data import Interactions
 
 MAX_LEN = 50
-FULL_SOFTMAX_ITEMS = 100_000  # up to this catalogue size the loss ranks the next item against every item
-N_NEG = 256  # above it: shared uniform negatives per training batch (sampled softmax)
+NEGATIVES = 2048  # shared uniform negatives per training batch; a smaller catalogue is used whole
 SESSION = 3  # the most recent items that form the short-term session
 INTERACTED = "interacted_with"  # the knowledge-graph relation from "user U" to "item I"
 RECENT, RECENCY, POP_PENALTY = 20, 0.8, 0.5  # graph evidence: last items walked from, decay, beta
@@ -52,12 +51,12 @@ def batch_length(net: torch.nn.Module, seqs: list[list[int]]) -> int:
 
 
 def train_loss(net: torch.nn.Module, data: Interactions, users: np.ndarray, gen: torch.Generator,
-               per_batch: float | None = None) -> torch.Tensor:
-    """Next-item cross-entropy at every position: against the whole catalogue when it has at most
-    FULL_SOFTMAX_ITEMS items (full softmax, the stronger objective for SASRec-style models), else
-    against N_NEG shared uniform negatives (sampled softmax). The loss is summed over positions and
-    divided by ``per_batch`` (the average number of positions in a batch; default: this batch's),
-    so that with length-bucketed batches every position weighs the same as in random batches."""
+               per_batch: float | None = None, negatives: int = NEGATIVES) -> torch.Tensor:
+    """Next-item cross-entropy at every position, against ``negatives`` items drawn uniformly once
+    per batch and shared by its positions (sampled softmax), or against the whole catalogue when it
+    has no more items than that (full softmax). The loss is summed over positions and divided by
+    ``per_batch`` (the average number of positions in a batch; default: this batch's), so that with
+    length-bucketed batches every position weighs the same as in random batches."""
     dev = compress.model_device(net)
     seqs = [data.train[int(u)] for u in users]
     length = batch_length(net, [s[:-1] for s in seqs])
@@ -66,13 +65,13 @@ def train_loss(net: torch.nn.Module, data: Interactions, users: np.ndarray, gen:
     mask = targets != 0
     with autocast(dev):
         h = net(inputs)[mask]  # (P, d): the positions that have a next item
-        if data.items <= FULL_SOFTMAX_ITEMS:
+        if data.items <= negatives:
             logits = (h @ net.item_emb.weight[1:].T).float()  # (P, items): item i in column i - 1
             labels = targets[mask] - 1
         else:
-            negs = torch.randint(1, data.items + 1, (N_NEG,), generator=gen).to(dev)
+            negs = torch.randint(1, data.items + 1, (negatives,), generator=gen).to(dev)
             pos = (h * net.item_emb(targets[mask])).sum(-1, keepdim=True)  # (P, 1)
-            logits = torch.cat([pos, h @ net.item_emb(negs).T], dim=-1).float()  # (P, 1 + N_NEG)
+            logits = torch.cat([pos, h @ net.item_emb(negs).T], dim=-1).float()  # (P, 1 + negatives)
             labels = torch.zeros(len(logits), dtype=torch.long, device=dev)
     return F.cross_entropy(logits, labels, reduction="sum") / (per_batch or max(1, len(logits)))
 
