@@ -73,3 +73,32 @@ def test_full_text_indexes_are_merged_after_enough_writes(tmp_path: Path) -> Non
         assert m.journal._fts_writes == 0
         assert m.journal.conn.execute("SELECT count(*) FROM items_fts_data").fetchone()[0] < segments
         assert {i for i, _ in m.journal.lexical("harbour", 500, {})} == set(range(1, 121))
+
+
+def test_the_log_is_checkpointed_in_the_background_and_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import numpy as np
+
+    from agentmem.ltm import journal as jmod
+
+    monkeypatch.setattr(jmod, "WAL_CHECKPOINT_BYTES", 1 << 20)
+    path = tmp_path / "j.sqlite3"
+    j = Journal(path)
+    assert j.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # the thread does it
+    rows = [{"text": f"note number {i} about the garden", "metadata": "{}", "scope": {"user": "u"},
+             "created_at": 1.0, "event_time": None, "content_hash": jmod.content_hash(f"n{i}"),
+             "embedding": np.full(384, i, dtype=np.float32)} for i in range(400)]
+    for row in rows:
+        j.insert_items([row])
+    deadline = time.time() + 10
+    while j._checkpointer is not None and j._checkpointer.runs == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert j._checkpointer is not None and j._checkpointer.runs >= 1
+    assert path.stat().st_size > 1 << 20  # pages reached the database file before any close
+    # the log restarts after a checkpoint; one that outgrows them is checkpointed by the writer
+    assert (tmp_path / "j.sqlite3-wal").stat().st_size < 2 * jmod.WAL_FORCE_FACTOR << 20
+    j.close()
+    again = Journal(path, read_only=True)
+    assert again.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 400
+    again.close()

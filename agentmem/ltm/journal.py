@@ -69,7 +69,8 @@ PAGE_SIZE = 16384  # bytes per SQLite page of a new journal
 # the row would grow by 8 when consolidation sets the real importance, and full pages would split
 # (measured: 17% of the items table left empty at 100k items).
 UNSCORED = 1e-12
-WAL_CHECKPOINT_BYTES = 40 << 20  # write-ahead log size that triggers a checkpoint
+WAL_CHECKPOINT_BYTES = 40 << 20  # write-ahead log size that triggers a (background) checkpoint
+WAL_FORCE_FACTOR = 4  # a log this many times larger is checkpointed by the writer itself
 
 
 def content_hash(text: str) -> bytes:
@@ -100,6 +101,9 @@ class Journal:
         self._df: dict[str, tuple[int, int]] = {}  # word -> (document frequency, max item id then)
         self._width: int | None = None  # context window width (meta 'context_window'), read once
         self._fts_writes = 0  # full-text rows written by this connection since its last optimize
+        self._checkpointer: _Checkpointer | None = None
+        self._commits = 0
+        self._wal = path.with_name(path.name + "-wal")
         uri = f"file:{quote(str(path))}" + ("?mode=ro" if read_only else "")  # quoted: '?' and '#' are data
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                     timeout=10.0)
@@ -111,11 +115,14 @@ class Journal:
                 self.conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute(f"PRAGMA synchronous = {synchronous}")
-                # checkpoint every ~40 MB of WAL rather than SQLite's 4 MB: bulk loads rewrite the same
-                # FTS and index pages many times between checkpoints, and each checkpoint syncs
-                page = int(self.conn.execute("PRAGMA page_size").fetchone()[0])
-                self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_BYTES // page}")
+                # checkpoints run on a thread of their own (see _Checkpointer), every ~40 MB of WAL
+                # rather than SQLite's 4 MB: bulk loads rewrite the same FTS and index pages many
+                # times between checkpoints, and each checkpoint syncs
+                self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+                # the log file is cut back when it restarts, so its size is what awaits a checkpoint
+                self.conn.execute("PRAGMA journal_size_limit = 0")
                 self._migrate()
+                self._checkpointer = _Checkpointer(uri)
             else:
                 self._check_version()
         except sqlite3.DatabaseError as exc:
@@ -159,10 +166,34 @@ class Journal:
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+            self._commits += 1
+            if self._checkpointer is not None and self._commits % 4 == 0:
+                self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        """Past WAL_CHECKPOINT_BYTES of log, ask the checkpointer thread; if the log still grew to
+        WAL_FORCE_FACTOR times that (a writer that never pauses gives a concurrent checkpoint no
+        moment to finish, and the log restarts only after one has), checkpoint here, between
+        transactions. Caller holds the lock."""
+        assert self._checkpointer is not None
+        try:
+            size = self._wal.stat().st_size
+        except OSError:
+            return
+        if size >= WAL_FORCE_FACTOR * WAL_CHECKPOINT_BYTES:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.OperationalError:
+                pass  # the thread's checkpoint is running: the log restarts after it
+        elif size >= WAL_CHECKPOINT_BYTES:
+            self._checkpointer.poke()
 
     def close(self) -> None:
         """Close the connection; later use raises MemoryClosedError instead of sqlite3 errors."""
         with self.lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
             self.conn.close()
             self.conn = _ClosedConnection(self.path)  # type: ignore[assignment]
 
@@ -498,6 +529,45 @@ class _ClosedConnection:
 
     def close(self) -> None:
         pass
+
+
+class _Checkpointer:
+    """Checkpoints the write-ahead log from a connection of its own on a daemon thread, when poked,
+    so that a write never waits for the copy and sync (a PASSIVE checkpoint copies what is committed
+    and takes no lock a writer needs; sqlite3 releases the GIL meanwhile). The last connection to
+    close checkpoints whatever is left, as SQLite always does."""
+
+    def __init__(self, uri: str) -> None:
+        self._uri = uri
+        self._wake = threading.Event()
+        self._stop = False
+        self.runs = 0
+        self._thread = threading.Thread(target=self._run, name="agentmem-checkpoint", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0)
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.runs += 1
+                except sqlite3.Error:
+                    pass  # busy or damaged: the next poke tries again, and the writer's close checkpoints
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join()
 
 
 def _item(row: tuple[Any, ...]) -> Item:
