@@ -34,8 +34,8 @@ def test_interactions_go_into_the_graph_and_walk_to_co_occurring_items(tmp_path:
         walk, degree = task.interaction_walks(mem, SCOPE, data.items)
         assert walk.shape == (8, 8)
         assert degree[1:].tolist() == [4, 3, 2, 2, 6, 1, 0]
-        # from item 3: to user 4 or 5 (1/2 each), then to any of that user's three items (1/3 each)
-        assert walk[3, 4] == pytest.approx(1 / 3)
+        # from item 3: to user 4 or 5 (1/2 each), then on by deg(user) ** -USER_DEGREE (3 items each)
+        assert walk[3, 4] == pytest.approx(3 ** -task.USER_DEGREE)
         assert walk[3, 1] == 0.0 and walk[3, 3] == 0.0  # no path to 1; no self-loops
         # a user whose last item is 1 should see 2 (bought with it) above 4 (never with it)
         cands = np.array([[2, 4, 3]])

@@ -28,6 +28,9 @@ NEGATIVES = 2048  # shared uniform negatives per training batch; a smaller catal
 SESSION = 3  # the most recent items that form the short-term session
 INTERACTED = "interacted_with"  # the knowledge-graph relation from "user U" to "item I"
 RECENT, RECENCY, POP_PENALTY = 20, 0.8, 0.5  # graph evidence: last items walked from, decay, beta
+# a user's step weight is deg(u) ** -USER_DEGREE: 0.5 rather than the random walk's 1 was chosen on
+# Games validation NDCG@10 (0.5865 vs 0.5847 with the 60-epoch SASRec; test not consulted)
+USER_DEGREE = 0.5
 MEMORY_PARTS = ("profile", "session", "graph")
 WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.0)
 
@@ -202,8 +205,9 @@ def remember_interactions(mem: Memory, data: Interactions, scope: dict[str, str]
 
 
 def interaction_walks(mem: Memory, scope: dict[str, str], items: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The item-to-item step of a random walk item -> user -> item over the interaction graph, and
-    each item's degree: ``W[i, j] = sum over users u of both: 1/deg(i) * 1/deg(u)``, (items + 1)^2."""
+    """The item-to-item step of a walk item -> user -> item over the interaction graph, and each
+    item's degree: ``W[i, j] = sum over users u of both: 1/deg(i) * deg(u) ** -USER_DEGREE``,
+    (items + 1)^2 (USER_DEGREE 1 would be the plain random walk)."""
     users: dict[str, int] = {}
     rows, cols = [], []
     for f in mem.graph.facts(relation=INTERACTED, scope=scope):
@@ -213,7 +217,7 @@ def interaction_walks(mem: Memory, scope: dict[str, str], items: int) -> tuple[s
     x.data[:] = 1.0  # an interaction recorded twice counts once
     user_deg = np.asarray(x.sum(1)).ravel()
     item_deg = np.asarray(x.sum(0)).ravel()
-    walk = sp.diags(1.0 / np.maximum(item_deg, 1)) @ x.T @ sp.diags(1.0 / np.maximum(user_deg, 1)) @ x
+    walk = sp.diags(1.0 / np.maximum(item_deg, 1)) @ x.T @ sp.diags(np.maximum(user_deg, 1) ** -USER_DEGREE) @ x
     walk = walk.tocsr().astype(np.float32)
     walk.setdiag(0)
     walk.eliminate_zeros()
