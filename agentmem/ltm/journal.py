@@ -238,7 +238,8 @@ class Journal:
                  for i, r in zip(ids, rows, strict=True)])
             c.executemany("INSERT INTO items_fts (rowid, text) VALUES (?, ?)",
                           [(i, r["text"]) for i, r in zip(ids, rows, strict=True)])
-            windows.after_insert(c, [(i, r["text"], r["scope"]) for i, r in zip(ids, rows, strict=True)])
+            windows.after_insert(c, [(i, r["text"], r["scope"]) for i, r in zip(ids, rows, strict=True)],
+                                 self.window_width())
         self._fts_writes += len(rows)
         return ids
 

@@ -35,11 +35,13 @@ def window(texts: Sequence[str], p: int, w: int) -> str:
     return " ".join(texts[max(0, p - w): p + w + 1])
 
 
-def after_insert(c: sqlite3.Connection, rows: Sequence[tuple[int, str, dict[str, str]]]) -> None:
+def after_insert(c: sqlite3.Connection, rows: Sequence[tuple[int, str, dict[str, str]]],
+                 w: int | None = None) -> None:
     """Index the windows of new items (id, text, scope), just inserted in id order, and extend the
-    windows of the ``width`` items before them in each scope. Cost: one query per scope in the batch,
-    one full-text insert per new item and ``width`` re-indexed windows per scope."""
-    w = width(c)
+    windows of the ``width`` items before them in each scope (``w``: the width, when the caller
+    knows it). Cost: one query per scope in the batch, one full-text insert per new item and
+    ``width`` re-indexed windows per scope."""
+    w = width(c) if w is None else w
     if w <= 0 or not rows:
         return
     groups: dict[tuple[str | None, ...], list[tuple[int, str]]] = {}
