@@ -238,9 +238,11 @@ class Memory:
     def remember_many(self, texts: Sequence[str], metadatas: Sequence[dict[str, Any] | None] | None = None,
                       scope: dict[str, str] | None = None, *, times: Sequence[Any] | None = None,
                       embeddings: Any = None, activations: Sequence[dict[str, Any] | None] | None = None,
-                      batch_size: int = 512, progress: bool | None = None) -> list[int]:
+                      batch_size: int = 2048, progress: bool | None = None) -> list[int]:
         """Store many texts in one scope, embedding in batches; ids in input order. Everything is
-        validated before anything is stored. A progress bar shows for large inputs (or ``progress=True``)."""
+        validated before anything is stored. A progress bar shows for large inputs (or ``progress=True``).
+        Each batch of ``batch_size`` is one journal transaction and, once STM is full, one
+        consolidation: 2,048 rather than 512 took 100k given vectors from 4,070 to 4,480 items/s."""
         self._check_open(write=True)
         if isinstance(texts, str) or int(batch_size) < 1:
             raise validate.InvalidInputError("texts must be a list of strings (for one text use remember()) "

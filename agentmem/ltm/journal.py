@@ -6,6 +6,7 @@ WAL mode; every public write is one transaction, committed before the call retur
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -181,10 +182,9 @@ class Journal:
         except OSError:
             return
         if size >= WAL_FORCE_FACTOR * WAL_CHECKPOINT_BYTES:
-            try:
+            # busy: the thread's checkpoint is running, and the log restarts after it
+            with contextlib.suppress(sqlite3.OperationalError):
                 self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.OperationalError:
-                pass  # the thread's checkpoint is running: the log restarts after it
         elif size >= WAL_CHECKPOINT_BYTES:
             self._checkpointer.poke()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -28,7 +29,7 @@ from agentmem.types import SCOPE_KEYS
 
 FORMAT = 1
 ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an exactly-searched tail
-ANN_CHUNK = 256  # rows inserted per lock hold on the background thread (a search waits at most that)
+ANN_CHUNK = 128  # rows inserted per lock hold on the background thread (a search waits at most that)
 
 
 class _AnnFileMissing(ValueError):
@@ -61,6 +62,8 @@ class VectorIndex:
         self.dead = 0
         self.background = background  # HNSW insertion on a worker thread
         self._ann_lock = threading.RLock()  # FAISS calls on _ann, and replacing _ann or the arrays
+        self._searchers = 0  # searches waiting for _ann_lock: the worker steps aside between chunks
+        self._searchers_lock = threading.Lock()
         self._worker_lock = threading.Lock()  # starting / retiring the worker
         self._worker: threading.Thread | None = None
         self._closing = False
@@ -161,7 +164,14 @@ class VectorIndex:
                 if ann is not None and not self._closing and not self._deferred and ann.ntotal < n:
                     start = ann.ntotal
                     ann.add(self._vecs[start : min(n, start + ANN_CHUNK)])
-                    continue
+                    busy = True
+                else:
+                    busy = False
+            if busy:
+                # a released lock is not handed over: the worker would take it straight back
+                while self._searchers:
+                    time.sleep(0.0002)
+                continue
             with self._worker_lock:
                 ann = self._ann
                 if self._closing or self._deferred or ann is None or ann.ntotal >= self.n:
@@ -356,9 +366,15 @@ class VectorIndex:
             # a selective filter needs a wider beam to keep recall
             params.efSearch = int(min(1024, params.efSearch * max(1.0, self.n / max(len(rows), 1)) ** 0.5))
         n = self.n if mask is None else min(self.n, len(mask))
-        with self._ann_lock:  # not while the worker inserts; the rows it has not reached are the tail
-            scores, labels = self._ann.search(queries, k, params=params)  # (n_queries, k); label -1: none
-            start = self._ann.ntotal
+        with self._searchers_lock:
+            self._searchers += 1
+        try:
+            with self._ann_lock:  # not while the worker inserts; the rows it has not reached are the tail
+                scores, labels = self._ann.search(queries, k, params=params)  # (n_queries, k); -1: none
+                start = self._ann.ntotal
+        finally:
+            with self._searchers_lock:
+                self._searchers -= 1
         scores = np.where(labels >= 0, scores, -np.inf).astype(np.float32)
         if start < n:  # rows not in the approximate index yet: searched exactly
             live = (self._alive if mask is None else mask)[start:n]
