@@ -286,6 +286,11 @@ class Memory:
                                         f"expected ({len(texts)}, {self.dim})")
         return vecs
 
+    def flush(self) -> None:
+        """Wait for background work to finish: HNSW insertion of the rows consolidated so far (they
+        are searchable before it, exactly). Writes are durable without it."""
+        self.vector.wait()
+
     def consolidate(self) -> ConsolidationReport:
         """Move everything in STM into long-term memory now (dedup, score, facts)."""
         self._check_open(write=True)

@@ -228,3 +228,17 @@ def test_a_vector_cache_saved_without_item_times_gets_them_on_open(tmp_path) -> 
         assert m.vector.time_of(ids[0]) == agentmem.validate.when("2023-05-07")
         hits = m.recall("what happened in May 2023?", k=2)
         assert hits[0].id == ids[0]
+
+
+def test_flush_waits_for_the_background_index_and_vectors_are_found_before(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(6000, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    with agentmem.Memory(tmp_path / "m", ann_threshold=1000) as mem:
+        ids = mem.remember_many([f"row {i}" for i in range(6000)], embeddings=vecs)
+        mem.consolidate()
+        # searchable at once (rows HNSW lacks are searched exactly), whatever the worker has reached
+        assert mem.recall("row 5999", k=1, embedding=vecs[5999])[0].id == ids[5999]
+        mem.flush()
+        assert mem.vector._ann is not None and mem.vector._ann.ntotal == 6000
+        assert mem.recall("row 17", k=1, embedding=vecs[17])[0].id == ids[17]

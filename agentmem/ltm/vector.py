@@ -30,6 +30,7 @@ from agentmem.types import SCOPE_KEYS
 FORMAT = 1
 ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an exactly-searched tail
 ANN_CHUNK = 128  # rows inserted per lock hold on the background thread (a search waits at most that)
+MAX_BACKLOG = 8 * ANN_BATCH  # an add waits while more rows than this await the worker
 
 
 class _AnnFileMissing(ValueError):
@@ -130,6 +131,9 @@ class VectorIndex:
         if not self._deferred and self._pending() >= (self.ann_threshold if self._ann is None else ANN_BATCH):
             if self.background:
                 self._start_worker()
+                # backpressure: a writer faster than HNSW insertion would grow the exactly searched tail
+                while self._ann is not None and self._pending() > MAX_BACKLOG and self._worker is not None:
+                    time.sleep(0.001)
             else:
                 self._index_pending()
 
