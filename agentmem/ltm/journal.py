@@ -6,6 +6,7 @@ WAL mode; every public write is one transaction, committed before the call retur
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -13,6 +14,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -532,6 +534,17 @@ class _ClosedConnection:
         pass
 
 
+_CHECKPOINTERS: weakref.WeakSet[_Checkpointer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_checkpointers() -> None:
+    """At interpreter exit, let a running checkpoint finish and stop the threads (a daemon thread
+    inside SQLite while the process tears down is not safe)."""
+    for checkpointer in list(_CHECKPOINTERS):
+        checkpointer.close()
+
+
 class _Checkpointer:
     """Checkpoints the write-ahead log from a connection of its own on a daemon thread, when poked,
     so that a write never waits for the copy and sync (a PASSIVE checkpoint copies what is committed
@@ -545,6 +558,7 @@ class _Checkpointer:
         self.runs = 0
         self._thread = threading.Thread(target=self._run, name="agentmem-checkpoint", daemon=True)
         self._thread.start()
+        _CHECKPOINTERS.add(self)
 
     def poke(self) -> None:
         self._wake.set()

@@ -14,11 +14,13 @@ and insertions apart; ``save`` and ``close`` finish the insertions first.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
 import time
 import uuid
+import weakref
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,17 @@ FORMAT = 1
 ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an exactly-searched tail
 ANN_CHUNK = 128  # rows inserted per lock hold on the background thread (a search waits at most that)
 MAX_BACKLOG = 8 * ANN_BATCH  # an add waits while more rows than this await the worker
+
+
+_WORKING: weakref.WeakSet[VectorIndex] = weakref.WeakSet()  # indexes whose worker may be running
+
+
+@atexit.register
+def _stop_workers() -> None:
+    """At interpreter exit, stop insertion workers between chunks: a daemon thread left inside
+    FAISS (OpenMP) while the process tears down aborts it ("terminate called ...")."""
+    for index in list(_WORKING):
+        index.close()
 
 
 class _AnnFileMissing(ValueError):
@@ -153,6 +166,7 @@ class VectorIndex:
     def _start_worker(self) -> None:
         with self._worker_lock:
             if self._worker is None and not self._closing:
+                _WORKING.add(self)
                 self._worker = threading.Thread(target=self._catch_up, name="agentmem-hnsw", daemon=True)
                 self._worker.start()
 
