@@ -97,7 +97,8 @@ def test_the_log_is_checkpointed_in_the_background_and_bounded(tmp_path: Path, m
     assert j._checkpointer is not None and j._checkpointer.runs >= 1
     assert path.stat().st_size > 1 << 20  # pages reached the database file before any close
     # the log restarts after a checkpoint; one that outgrows them is checkpointed by the writer
-    assert (tmp_path / "j.sqlite3-wal").stat().st_size < 2 * jmod.WAL_FORCE_FACTOR << 20
+    # (a few commits late when the thread's checkpoint holds it off): ~50 MB were written in all
+    assert (tmp_path / "j.sqlite3-wal").stat().st_size < 4 * jmod.WAL_FORCE_FACTOR << 20
     j.close()
     again = Journal(path, read_only=True)
     assert again.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 400
