@@ -93,8 +93,10 @@ class ShortTermMemory:
             self.nbytes += delta
 
     def embeddings(self) -> np.ndarray:
-        """(len(self), dim) float32, rows in insertion order (a copy when the buffer is on a GPU)."""
-        return self._emb[: len(self._entries)].detach().cpu().numpy()
+        """(len(self), dim) float32, rows in insertion order: a copy (``remove`` compacts the buffer
+        in place, so a view would change under its holder)."""
+        rows = self._emb[: len(self._entries)].detach()
+        return (rows.clone() if rows.device.type == "cpu" else rows.cpu()).numpy()
 
     def remove(self, ids: set[int] | list[int]) -> list[STMEntry]:
         """Remove items; return their entries."""

@@ -242,3 +242,17 @@ def test_flush_waits_for_the_background_index_and_vectors_are_found_before(tmp_p
         mem.flush()
         assert mem.vector._ann is not None and mem.vector._ann.ntotal == 6000
         assert mem.recall("row 17", k=1, embedding=vecs[17])[0].id == ids[17]
+
+
+def test_stm_embeddings_are_a_snapshot(tmp_path: Path) -> None:
+    from agentmem.stm import ShortTermMemory
+    from agentmem.types import Item
+
+    stm = ShortTermMemory(4, max_items=2, max_bytes=1 << 20)
+    vecs = np.eye(4, dtype=np.float32)
+    stm.add([Item(i + 1, f"t{i}", {}, {}, 0.0) for i in range(3)], vecs[:3])  # past capacity: grows
+    before = stm.embeddings()
+    stm.remove([1])  # compacts the buffer in place
+    assert np.array_equal(before, vecs[:3])
+    assert np.array_equal(stm.embeddings(), vecs[1:3])
+    assert [i for i, _ in stm.search(vecs[2], 1)] == [3]
