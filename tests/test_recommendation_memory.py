@@ -76,3 +76,19 @@ def test_weights_are_chosen_on_validation_and_zero_when_a_part_does_not_help() -
     assert tuned["weights"]["profile"] == tuned["weights"]["session"] == 0.0
     assert tuned["val_memory"] > tuned["val_plain"]
     assert torch.equal(task.combine(parts, {"profile": 0.0, "session": 0.0, "graph": 0.0}), model)
+
+
+def test_a_sasrec_checkpoint_from_before_padding_masks_is_refused(tmp_path: Path) -> None:
+    from agentmem_recommendation.run import RecommendationTask
+
+    from agentmem.errors import InvalidInputError
+    from agentmem.plugins import get
+    from agentmem.training import RunOptions, save_checkpoint
+
+    spec = {"kind": "recommender", "items": 40, "max_len": 12, "quick": True}
+    with feature_memory(tmp_path / "m", 4) as mem:  # metadata as the earlier recipe wrote it: no "recipe"
+        save_checkpoint(mem, "recommendation-transformer-games", get("models", "transformer").obj(spec),
+                        {"spec": spec, "seed": 0, "quick": True, "weights": None})
+    with pytest.raises(InvalidInputError, match="train it again"):
+        RecommendationTask().evaluate(path=tmp_path / "m", model="transformer", dataset="games",
+                                      options=RunOptions(quick=True))

@@ -44,6 +44,7 @@ from agentmem_recommendation.task import (
 )
 
 RECIPES = {"transformer": (200, 1e-3), "lstm": (100, 1e-3)}
+RECIPE = 2  # checkpoints record it; 2: SASRec masks padding (earlier SASRec checkpoints would not reproduce)
 
 
 class RecommendationTask:
@@ -85,9 +86,9 @@ class RecommendationTask:
                 result["metrics"] = rank_metrics(combine(parts, weights))
                 result["memory_mode"] = {"kind": "stm-session+ltm-profile+ltm-graph", **tuned,
                                          "gain": {k: result["metrics"][k] - plain[k] for k in plain}}
-            meta = {"task": self.name, "model": model, "dataset": dataset, "spec": spec, "seed": opts.seed,
-                    "quick": opts.quick, "metrics": result["metrics"], "plain_metrics": plain, "weights": weights,
-                    "scope": scope, "history": fitted.history}
+            meta = {"task": self.name, "model": model, "dataset": dataset, "spec": spec, "recipe": RECIPE,
+                    "seed": opts.seed, "quick": opts.quick, "metrics": result["metrics"], "plain_metrics": plain,
+                    "weights": weights, "scope": scope, "history": fitted.history}
             version = save_checkpoint(mem, name, net, meta)
             result["weights"] = {"name": name, "version": version}
             recorder.record("inference", version, result["metrics"])
@@ -134,8 +135,12 @@ class RecommendationTask:
         name = f"recommendation-{model}-{dataset}"
         with Memory(path, read_only=True, ann_threshold=10**8) as mem:
             state, meta, version = load_checkpoint(mem, name, version)
-            data: Interactions = get("datasets", dataset).obj(quick=meta["quick"], seed=meta["seed"])
             net = get("models", model).obj(meta["spec"])
+            if getattr(net, "pad_invariant", False) and meta.get("recipe", 1) < RECIPE:
+                raise InvalidInputError(
+                    f"checkpoint {name} v{version} was saved by an earlier SASRec that attended to padding; "
+                    "the model now masks it, so the checkpoint would not reproduce its figures: train it again")
+            data: Interactions = get("datasets", dataset).obj(quick=meta["quick"], seed=meta["seed"])
             net.load_state_dict(state)
             net.to(device()).eval()
             users = _eval_users(data, meta["quick"])
@@ -144,7 +149,7 @@ class RecommendationTask:
             result = {"task": self.name, "model": model, "dataset": dataset, "metrics": plain,
                       "weights": {"name": name, "version": version}}
             w = meta.get("weights")
-            if w is not None and "alpha" in w:  # checkpoints before the graph evidence
+            if w is not None and "alpha" in w:  # saved before the graph evidence
                 w = {"profile": w["alpha"], "session": w["beta"], "graph": 0.0}
             if w is not None:
                 parts = memory_parts(mem, meta["scope"], net, data, users, "test", cands)
