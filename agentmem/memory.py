@@ -82,7 +82,7 @@ class Memory:
         self.journal: Journal = journal_cls(self.path / JOURNAL_FILE, read_only=self.read_only,
                                             synchronous="FULL" if self.config.durability == "full" else "NORMAL")
         self.embedder_name, self.dim = self._resolve_embedder()
-        self.stm = ShortTermMemory(self.dim, self.config.stm_items, self.config.stm_bytes)
+        self.stm = ShortTermMemory(self.dim, self.config.stm_items, self.config.stm_bytes, lexicon=True)
         self.vector = self._open_vectors()
         self.graph: KnowledgeGraph = get("stores", "networkx").obj(self.journal, writable=not self.read_only)
         self.weights = WeightStore(self.journal, self.path / "weights")
@@ -308,7 +308,7 @@ class Memory:
                              ) -> None:
         """Commit one consolidation to the journal, then update the caches (called by consolidate).
         ``vecs`` are the embeddings of ``promote``, row for row."""
-        fact_rows = self.journal.apply_consolidation(importance, merges, facts)
+        fact_rows = self.journal.apply_consolidation([(i, importance[i.id]) for i in promote], merges, facts)
         if promote:
             self.vector.add(np.array([i.id for i in promote], dtype=np.int64), vecs, [i.scope for i in promote],
                             times=[i.created_at if i.event_time is None else i.event_time for i in promote])

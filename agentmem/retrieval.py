@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentmem import timeexpr
+from agentmem.lexicon import Stats
 from agentmem.ltm.journal import query_words
 from agentmem.types import Item
 
@@ -193,9 +194,11 @@ def _lexical(q: Query, name: str, weight: float, words: str, in_windows: bool,
     budget = mem.config.lexical_budget
     if in_windows:  # a window holds about (2w + 1) items' words: keep the same cost bound
         budget = max(1, budget // (2 * q.width + 1))
-    rows = mem.journal.lexical(words, LEXICAL_DEPTH, q.scope, q.filters,
-                               q.since if since is None else since, q.until if until is None else until,
-                               budget, windows=in_windows)
+    since = q.since if since is None else since
+    until = q.until if until is None else until
+    chosen = mem.journal.budget_words(query_words(words), budget)
+    rows = mem.journal.lexical(chosen, LEXICAL_DEPTH, q.scope, q.filters, since, until, windows=in_windows)
+    rows = _with_stm(q, rows, chosen, in_windows, since, until)
     scores = {i: s for i, s in rows if q.allowed is None or i in q.allowed_set}
     total = _scope_size(q)
     s = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
@@ -203,6 +206,39 @@ def _lexical(q: Query, name: str, weight: float, words: str, in_windows: bool,
     std = math.sqrt(max(float((s * s).sum()) / total - mean * mean, 0.0))
     floor = float(s.min()) if len(rows) >= LEXICAL_DEPTH else 0.0
     return Evidence(name, weight, scores, mean, max(std, 1e-6), floor, ordered=True)  # rows come best first
+
+
+def _with_stm(q: Query, rows: list[tuple[int, float]], words: list[str], in_windows: bool,
+              since: float | None, until: float | None) -> list[tuple[int, float]]:
+    """``rows`` (the full-text index's matches, best first) merged with the STM items' BM25 scores
+    (:mod:`agentmem.lexicon`: STM items are indexed only when consolidated), best first."""
+    mem = q.memory
+    lexicon = mem.stm.lexicon
+    if lexicon is None or not len(lexicon) or not words or (in_windows and q.width <= 0):
+        return rows
+    journal = mem.journal
+    table = "windows_fts" if in_windows else "items_fts"
+    n_rows, tokens = journal.fts_stats(table)
+    top = journal.max_item_id()
+    stats = Stats(n_rows, tokens, lambda w: journal.doc_freq(w, top, table))
+
+    def keep(item_id: int) -> bool:
+        entry = mem.stm.get(item_id)
+        if entry is None or not q.keep(entry.item):
+            return False
+        t = entry.item.created_at if entry.item.event_time is None else entry.item.event_time
+        return not ((since is not None and t < since) or (until is not None and t > until))
+
+    if in_windows:
+        found = lexicon.scores(words, stats, keep, q.width, lambda key: journal.ltm_tail(key, q.width))
+    else:
+        found = lexicon.scores(words, stats, keep)
+    if not found:
+        return rows
+    indexed = {i for i, _ in rows}  # a reader's STM may hold items the writer has consolidated since
+    merged = rows + [(i, s) for i, s in found if i not in indexed]
+    merged.sort(key=lambda x: -x[1])
+    return merged[:LEXICAL_DEPTH]
 
 
 def _plugin_lists(q: Query, n: int) -> list[tuple[str, list[int]]]:

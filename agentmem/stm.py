@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from agentmem.lexicon import Lexicon, default_terms
 from agentmem.types import Item
 
 
@@ -30,7 +31,8 @@ def _tensor_bytes(t: Any) -> int:
 class ShortTermMemory:
     """Recent items, scanned exactly on recall. Not thread-safe: the owning Memory serialises access."""
 
-    def __init__(self, dim: int, max_items: int, max_bytes: int) -> None:
+    def __init__(self, dim: int, max_items: int, max_bytes: int, lexicon: bool = False) -> None:
+        """``lexicon=True`` also keeps the items' terms (``self.lexicon``) for lexical scans."""
         import torch
 
         from agentmem.devices import device
@@ -41,6 +43,7 @@ class ShortTermMemory:
         self._entries: list[STMEntry] = []
         self._pos: dict[int, int] = {}
         self.nbytes = 0
+        self.lexicon: Lexicon | None = Lexicon(default_terms()) if lexicon else None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -78,6 +81,8 @@ class ShortTermMemory:
             self._pos[item.id] = len(self._entries)
             self._entries.append(STMEntry(item, acts, nbytes))
             self.nbytes += nbytes
+        if self.lexicon is not None:
+            self.lexicon.add(items)
 
     def attach(self, item_id: int, activations: dict[str, Any]) -> None:
         """Attach activation tensors to an item still in STM (counted against ``max_bytes``)."""
@@ -110,6 +115,8 @@ class ShortTermMemory:
         self._entries = [self._entries[j] for j in keep]
         self._pos = {e.item.id: j for j, e in enumerate(self._entries)}
         self.nbytes -= sum(e.nbytes for e in removed)
+        if self.lexicon is not None:
+            self.lexicon.remove(gone)
         return removed
 
     def search(self, query: np.ndarray, k: int, keep: Any = None) -> list[tuple[int, float]]:

@@ -284,7 +284,10 @@ def _check_caches(mem: Any, model: Model, rows: set[int], where: str) -> None:
     assert {int(i) for i in mem.vector.ids()} == ltm, f"{where}: vector cache != journal LTM"
     assert {e.item.id for e in mem.stm.entries()} == stm, f"{where}: STM != journal STM tier"
     indexed = {r[0] for r in j.conn.execute(f"SELECT rowid FROM items_fts WHERE items_fts MATCH '{TOKEN}'")}
-    assert indexed == rows, f"{where}: FTS rows differ from items: {sorted(indexed ^ rows)[:10]}"
+    # the full-text index holds exactly the long-term items (short-term ones are scored in memory)
+    assert indexed == rows & ltm, f"{where}: FTS rows differ from LTM items: {sorted(indexed ^ (rows & ltm))[:10]}"
+    lexicon = mem.stm.lexicon
+    assert {e.item.id for e in mem.stm.entries()} == set(lexicon.tf) | set(lexicon.pending), f"{where}: lexicon != STM"
     assert j.integrity() == [], f"{where}: {j.integrity()}"
     # every cached vector is the journal's: searching an item's own embedding finds it at cosine 1
     for scope in SCOPES:

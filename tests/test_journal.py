@@ -88,7 +88,7 @@ def test_the_log_is_checkpointed_in_the_background_and_bounded(tmp_path: Path, m
     assert j.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # the thread does it
     rows = [{"text": f"note number {i} about the garden", "metadata": "{}", "scope": {"user": "u"},
              "created_at": 1.0, "event_time": None, "content_hash": jmod.content_hash(f"n{i}"),
-             "embedding": np.full(384, i, dtype=np.float32)} for i in range(400)]
+             "embedding": np.full(384, i, dtype=np.float32)} for i in range(800)]
     for row in rows:
         j.insert_items([row])
     deadline = time.time() + 10
@@ -101,5 +101,5 @@ def test_the_log_is_checkpointed_in_the_background_and_bounded(tmp_path: Path, m
     assert (tmp_path / "j.sqlite3-wal").stat().st_size < 4 * jmod.WAL_FORCE_FACTOR << 20
     j.close()
     again = Journal(path, read_only=True)
-    assert again.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 400
+    assert again.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 800
     again.close()

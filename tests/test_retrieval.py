@@ -185,6 +185,9 @@ def test_windows_stay_equal_to_a_rebuild_through_inserts_and_forgets(tmp_path: P
         if rng.random() < 0.5:
             ids.remove(gone := rng.choice(ids))
             m.forget(gone)
+        if rng.random() < 0.3:  # windows are indexed as items reach LTM, and forgetting unindexes them
+            m.consolidate()
+    m.consolidate()
     maintained = _vocab(m)
     with m.journal.tx() as c:
         windows.rebuild(c)
@@ -196,6 +199,7 @@ def test_forgetting_removes_the_text_from_every_window(tmp_path: Path) -> None:
     m = _mem(tmp_path)
     ids = m.remember_many(["before one", "before two", "the code word is zebra42", "after one", "after two"],
                           scope=U)
+    m.consolidate()
     assert {i for i, _ in m.journal.lexical("zebra42", 10, U, windows=True)} == set(ids)
     m.forget(ids[2])
     assert m.journal.lexical("zebra42", 10, U, windows=True) == []
@@ -208,6 +212,7 @@ def test_an_old_journal_gets_its_windows_on_upgrade(tmp_path: Path, monkeypatch:
     monkeypatch.setattr("agentmem.ltm.journal.MIGRATIONS", migrations.MIGRATIONS[:1])
     m = _mem(tmp_path)
     m.remember_many(["Which city did you move to?", "Lisbon, last spring."], scope=U)
+    m.consolidate()
     m.close()
     monkeypatch.undo()
     m = _mem(tmp_path)

@@ -223,7 +223,9 @@ class Journal:
 
     def insert_items(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert rows (keys: text, metadata (JSON str), scope, created_at, event_time, content_hash,
-        embedding (float32 array)) in one transaction; return their new ids in order."""
+        embedding (float32 array)) in one transaction, in the STM tier; return their new ids in order.
+        They are indexed for full-text search when consolidation moves them to LTM
+        (:meth:`apply_consolidation`; until then :mod:`agentmem.lexicon` scores them in memory)."""
         with self.tx() as c:
             # ids assigned here, under the write lock (BEGIN IMMEDIATE), so the rows go in with one
             # executemany; AUTOINCREMENT's counter (never reusing a forgotten id) moves with them
@@ -238,11 +240,6 @@ class Journal:
                   r["scope"].get("session"), r["created_at"], r["event_time"], r["content_hash"],
                   np.ascontiguousarray(r["embedding"], dtype=np.float32).tobytes(), UNSCORED)
                  for i, r in zip(ids, rows, strict=True)])
-            c.executemany("INSERT INTO items_fts (rowid, text) VALUES (?, ?)",
-                          [(i, r["text"]) for i, r in zip(ids, rows, strict=True)])
-            windows.after_insert(c, [(i, r["text"], r["scope"]) for i, r in zip(ids, rows, strict=True)],
-                                 self.window_width())
-        self._fts_writes += len(rows)
         return ids
 
     def maybe_optimize(self, min_writes: int = 20_000, share: float = 0.1) -> bool:
@@ -250,7 +247,7 @@ class Journal:
         of the memory were written since the last merge. Every commit adds a segment, and a query opens
         all of them: after 100k items arrived in batches, merging cut recall p50 from 2.4 to 2.0 ms, for
         0.2 s of work (amortised: each merge follows at least a tenth more rows)."""
-        if self.read_only or self._fts_writes < max(min_writes, share * self._item_count()):
+        if self.read_only or self._fts_writes < max(min_writes, share * self.max_item_id()):
             return False
         with self.tx() as c:
             for table in ("items_fts", "windows_fts"):
@@ -330,48 +327,72 @@ class Journal:
                                      s_params + f_params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def doc_freq(self, word: str, n: int | None = None) -> int:
-        """How many items contain ``word`` (as the full-text tokenizer sees it); cached, refreshed when
-        the memory has grown by a tenth since (``n``: the current highest item id, if known)."""
-        n = self._item_count() if n is None else n
-        cached = self._df.get(word)
+    def doc_freq(self, word: str, n: int | None = None, table: str = "items_fts") -> int:
+        """How many long-term items (``table="windows_fts"``: windows) contain ``word`` (as the
+        full-text tokenizer sees it); cached, refreshed when the memory has grown by a tenth since
+        (``n``: the current highest item id, if known)."""
+        n = self.max_item_id() if n is None else n
+        key = word if table == "items_fts" else f"{table}\0{word}"
+        cached = self._df.get(key)
         if cached is not None and n <= cached[1] * 1.1 + 10:
             return cached[0]
         match = fts_query([word])
         with self.lock:
-            df = int(self.conn.execute("SELECT count(*) FROM items_fts WHERE items_fts MATCH ?",
+            df = int(self.conn.execute(f"SELECT count(*) FROM {_fts_table(table)} WHERE {table} MATCH ?",
                                        (match,)).fetchone()[0])
         if len(self._df) > 100_000:
             self._df.clear()
-        self._df[word] = (df, n)
+        self._df[key] = (df, n)
         return df
 
-    def _item_count(self) -> int:
+    def fts_stats(self, table: str = "items_fts") -> tuple[int, int]:
+        """(rows, tokens) indexed in a full-text table: the corpus statistics its bm25() uses."""
+        with self.lock:
+            row = self.conn.execute(f"SELECT block FROM {_fts_table(table)}_data WHERE id = 1").fetchone()
+        if not row or not row[0]:
+            return 0, 0
+        rows, at = _varint(row[0], 0)
+        tokens, _ = _varint(row[0], at)
+        return rows, tokens
+
+    def ltm_tail(self, scope_key: Sequence[str | None], n: int) -> list[str]:
+        """Texts of the last ``n`` long-term items of one exact scope (user, agent, session), oldest first."""
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT text FROM items WHERE {windows.SCOPE_SQL} AND tier = 'ltm' ORDER BY id DESC LIMIT ?",
+                (*scope_key, n)).fetchall()
+        return [r[0] for r in reversed(rows)]
+
+    def max_item_id(self) -> int:
         with self.lock:
             return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
 
-    def lexical(self, query: str, k: int, scope: dict[str, str], filters: dict[str, Any] | None = None,
+    def budget_words(self, words: Sequence[str], budget: int | None) -> list[str]:
+        """The query words a lexical search with ``budget`` uses (see :meth:`lexical`)."""
+        if budget is None or not words:
+            return list(words)
+        n = self.max_item_id()
+        dfs = sorted((self.doc_freq(w, n), w) for w in words)
+        chosen, total = [], 0
+        for df, w in dfs:  # a word no long-term item has costs nothing, and may match a short-term one
+            if total + df > budget:
+                break
+            chosen.append(w)
+            total += df
+        return chosen
+
+    def lexical(self, query: str | Sequence[str], k: int, scope: dict[str, str], filters: dict[str, Any] | None = None,
                 since: float | None = None, until: float | None = None,
                 budget: int | None = None, windows: bool = False) -> list[tuple[int, float]]:
-        """BM25 search over item text: [(id, score)] best first (score = -bm25, higher is better).
-        ``windows=True`` searches the items' context windows instead (see agentmem.ltm.windows).
+        """BM25 search over the text of long-term items: [(id, score)] best first (score = -bm25,
+        higher is better). ``query``: a text, or its words. ``windows=True`` searches the items'
+        context windows instead (see agentmem.ltm.windows). Items still in STM are not indexed yet:
+        :mod:`agentmem.lexicon` scores them.
 
         BM25 scores every posting of every query word, so cost grows with word frequency. With a
         ``budget``, words are taken rarest first while their postings add up to at most ``budget``;
         the words left out are the most common, whose weight in BM25 (IDF) is the smallest."""
-        words = query_words(query)
-        if budget is not None and words:
-            n = self._item_count()
-            dfs = sorted((self.doc_freq(w, n), w) for w in words)
-            chosen, total = [], 0
-            for df, w in dfs:
-                if df == 0:
-                    continue
-                if total + df > budget:
-                    break
-                chosen.append(w)
-                total += df
-            words = chosen
+        words = self.budget_words(query_words(query) if isinstance(query, str) else query, budget)
         match = fts_query(words)
         if match is None:
             return []
@@ -406,16 +427,18 @@ class Journal:
                         out[src] = i
         return out
 
-    def apply_consolidation(self, importance: dict[int, float], merges: Sequence[tuple[Item, int, float]],
+    def apply_consolidation(self, promote: Sequence[tuple[Item, float]], merges: Sequence[tuple[Item, int, float]],
                             facts: Sequence[tuple[Fact, dict[str, str]]]) -> list[tuple[Any, ...]]:
-        """Promote items to LTM with their importance, fold duplicates into their canonical item
+        """Promote STM items to LTM with their importance (``promote``: (item, importance), in id
+        order) and index them for full-text search, fold duplicates into their canonical item
         (counted, metadata kept as provenance) and add facts, all in one transaction.
         Returns the fact rows (id, subject, relation, object, item_id, scope)."""
         now = time.time()
         fact_rows = []
+        promote = sorted(promote, key=lambda p: p[0].id)
         with self.tx() as c:
             c.executemany("UPDATE items SET tier = 'ltm', importance = ? WHERE id = ?",
-                          [(v, i) for i, v in importance.items()])
+                          [(v, item.id) for item, v in promote])
             for dup, canonical_id, similarity in merges:
                 c.execute("UPDATE items SET count = count + ? WHERE id = ?", (dup.count, canonical_id))
                 c.execute("INSERT OR REPLACE INTO merges (merged_id, canonical_id, similarity, metadata, "
@@ -431,6 +454,10 @@ class Journal:
                     (fact.subject, fact.relation, fact.object, fact.item, scope.get("user"),
                      scope.get("agent"), scope.get("session"), now))
                 fact_rows.append((cur.lastrowid, fact.subject, fact.relation, fact.object, fact.item, scope))
+            # the duplicates are gone now: windows are those of the items that stay
+            c.executemany("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", [(i.id, i.text) for i, _ in promote])
+            windows.after_insert(c, [(i.id, i.text, i.scope) for i, _ in promote], self.window_width())
+        self._fts_writes += len(promote)
         return fact_rows
 
     def merged_into(self, canonical_id: int) -> list[int]:
@@ -470,11 +497,12 @@ class Journal:
     @staticmethod
     def _delete_rows(c: sqlite3.Connection, ids: Sequence[int]) -> None:
         for i in ids:
-            row = c.execute("SELECT text FROM items WHERE id = ?", (i,)).fetchone()
+            row = c.execute("SELECT text, tier FROM items WHERE id = ?", (i,)).fetchone()
             if row is None:
                 continue
-            c.execute("INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', ?, ?)", (i, row[0]))
-            windows.before_delete(c, i)
+            if row[1] == "ltm":  # only long-term items are in the full-text indexes
+                c.execute("INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', ?, ?)", (i, row[0]))
+                windows.before_delete(c, i)
             c.execute("DELETE FROM facts WHERE item_id = ?", (i,))
             c.execute("DELETE FROM merges WHERE canonical_id = ?", (i,))
             c.execute("DELETE FROM items WHERE id = ?", (i,))
@@ -503,7 +531,7 @@ class Journal:
                     self.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.items_fts_docs "
                                       "USING fts5vocab(main, items_fts, 'instance')")
                     stale = self.conn.execute("SELECT COUNT(DISTINCT doc) FROM temp.items_fts_docs "
-                                              "WHERE doc NOT IN (SELECT id FROM items)").fetchone()[0]
+                                              "WHERE doc NOT IN (SELECT id FROM items WHERE tier = 'ltm')").fetchone()[0]
                     if stale:
                         problems.append(f"full-text index: {stale} row(s) of deleted items are still indexed")
                 else:
@@ -515,8 +543,9 @@ class Journal:
 
     def rebuild_fts(self) -> None:
         with self.tx() as c:
-            c.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")
+            c.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")  # from the view items_ltm
             windows.rebuild(c)
+        self._df.clear()
 
 
 class _ClosedConnection:
@@ -583,6 +612,23 @@ class _Checkpointer:
         self._stop = True
         self._wake.set()
         self._thread.join()
+
+
+def _fts_table(name: str) -> str:
+    if name not in ("items_fts", "windows_fts"):
+        raise ValueError(f"no full-text table {name!r}")
+    return name
+
+
+def _varint(buf: bytes, at: int) -> tuple[int, int]:
+    """SQLite's variable-length integer at ``buf[at:]`` (FTS5 records use it): (value, next offset)."""
+    value = 0
+    for j in range(8):
+        byte = buf[at + j]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + j + 1
+    return (value << 8) | buf[at + 8], at + 9
 
 
 def _item(row: tuple[Any, ...]) -> Item:

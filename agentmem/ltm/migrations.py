@@ -70,6 +70,16 @@ MIGRATIONS: list[str] = [
     """
     DROP INDEX items_hash;
     """,
+    # 4: the full-text indexes hold long-term items only (short-term ones are indexed when consolidated,
+    # see agentmem.lexicon); items_fts takes its content from a view of them, so that FTS5's own
+    # integrity check compares it with exactly those rows (refilled by POST_STEPS[4])
+    """
+    DROP TABLE items_fts;
+    CREATE VIEW items_ltm AS SELECT id, text FROM items WHERE tier = 'ltm';
+    CREATE VIRTUAL TABLE items_fts USING fts5 (
+        text, content='items_ltm', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+    );
+    """,
 ]
 
 
@@ -86,5 +96,11 @@ def _rehash(c: sqlite3.Connection) -> None:
     c.execute("CREATE INDEX items_hash ON items (content_hash)")
 
 
+def _long_term_only(c: sqlite3.Connection) -> None:
+    if c.execute("SELECT 1 FROM items LIMIT 1").fetchone():
+        c.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")
+        windows.rebuild(c)
+
+
 # Python steps run right after the SQL of the migration with that number, in the same transaction.
-POST_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {2: windows.rebuild, 3: _rehash}
+POST_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {2: windows.rebuild, 3: _rehash, 4: _long_term_only}
