@@ -33,7 +33,7 @@ class ConsolidationReport:
 
 
 def _scope_key(scope: dict[str, str]) -> tuple[str | None, ...]:
-    return tuple(scope.get(k) for k in SCOPE_KEYS)
+    return tuple(map(scope.get, SCOPE_KEYS))
 
 
 def consolidate(memory: Memory) -> ConsolidationReport:
@@ -53,8 +53,9 @@ def consolidate(memory: Memory) -> ConsolidationReport:
     promoted_rows: list[int] = []
     importance: dict[int, float] = {}
     facts: list[tuple[Fact, dict[str, str]]] = []
-    batch = _Batch(entries, embs) if cfg.dedup else None
-    ltm_best = _ltm_neighbours(memory, entries, embs) if cfg.dedup else {}
+    keys = [_scope_key(e.item.scope) for e in entries]
+    batch = _Batch(entries, embs, keys) if cfg.dedup else None
+    ltm_best = _ltm_neighbours(memory, entries, embs, keys) if cfg.dedup else {}
     for row, entry in enumerate(entries):
         item = entry.item
         sim = 0.0
@@ -89,17 +90,22 @@ class _Batch:
     front. That answer is exact whenever the earlier row was kept; only when it was merged away are
     the row's kept predecessors scanned again (rare: merges are the exception)."""
 
-    def __init__(self, entries: list[STMEntry], embs: np.ndarray) -> None:
+    def __init__(self, entries: list[STMEntry], embs: np.ndarray,
+                 keys: list[tuple[str | None, ...]] | None = None) -> None:
         self.entries = entries
         self.embs = embs
+        self.keys = keys if keys is not None else [_scope_key(e.item.scope) for e in entries]  # per entry
         self.kept: dict[tuple[str | None, ...], list[int]] = {}  # scope -> kept rows
         self.texts: dict[tuple[tuple[str | None, ...], str], int] = {}  # (scope, text) -> kept row
         self.is_kept = np.zeros(len(entries), dtype=bool)
         self.best_row = np.full(len(entries), -1, dtype=np.int64)
         self.best_sim = np.zeros(len(entries), dtype=np.float32)
         groups: dict[tuple[str | None, ...], list[int]] = {}
-        for row, entry in enumerate(entries):
-            groups.setdefault(_scope_key(entry.item.scope), []).append(row)
+        for row, key in enumerate(self.keys):
+            groups.setdefault(key, []).append(row)
+        self.scope_ids = np.empty(len(entries), dtype=np.int64)  # a number per scope key
+        for number, rows in enumerate(groups.values()):
+            self.scope_ids[rows] = number
         for rows in groups.values():
             r = np.asarray(rows, dtype=np.int64)
             for start in range(1, len(r), 1024):  # blocks bound the (block, rows) matrix
@@ -109,50 +115,55 @@ class _Batch:
                 j = sims.argmax(axis=1)
                 self.best_row[block] = r[j]
                 self.best_sim[block] = sims[np.arange(len(block)), j]
+        self._best = list(zip(self.best_row.tolist(), self.best_sim.tolist(), strict=True))  # fast per-row reads
+        self._kept_flags = [False] * len(entries)
 
     def nearest(self, row: int, ltm: tuple[Item | None, float] | None) -> tuple[Item | None, float]:
         item = self.entries[row].item
-        key = _scope_key(item.scope)
+        key = self.keys[row]
         same_text = self.texts.get((key, item.text))
         if same_text is not None:
             return self.entries[same_text].item, 1.0
         best, best_sim = ltm if ltm is not None else (None, -1.0)
         if best is not None and best.text == item.text:
             return best, 1.0
-        j = int(self.best_row[row])
+        j, sim = self._best[row]
         if j < 0:
             return best, best_sim
-        if self.is_kept[j]:
-            candidate, sim = j, float(self.best_sim[row])
+        if self._kept_flags[j]:
+            candidate = j
         else:  # the most similar earlier row was merged away: the best kept one instead
-            rows = self.kept.get(key)
-            if not rows:
+            if not self.kept.get(key):
                 return best, best_sim
-            sims = self.embs[rows] @ self.embs[row]
-            k = int(np.argmax(sims))
-            candidate, sim = rows[k], float(sims[k])
+            # the earlier rows are a contiguous block (no gather); rows of other scopes or not kept
+            # are masked out
+            sims = self.embs[:row] @ self.embs[row]
+            sims[~(self.is_kept[:row] & (self.scope_ids[:row] == self.scope_ids[row]))] = -np.inf
+            candidate = int(np.argmax(sims))
+            sim = float(sims[candidate])
         if sim > best_sim:
             best, best_sim = self.entries[candidate].item, sim
         return best, best_sim
 
     def keep(self, row: int) -> None:
         item = self.entries[row].item
-        key = _scope_key(item.scope)
+        key = self.keys[row]
         self.kept.setdefault(key, []).append(row)
         self.texts.setdefault((key, item.text), row)
         self.is_kept[row] = True
+        self._kept_flags[row] = True
 
 
-def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray
-                    ) -> dict[int, tuple[Item | None, float]]:
+def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray,
+                    keys: list[tuple[str | None, ...]]) -> dict[int, tuple[Item | None, float]]:
     """For each STM entry, its nearest long-term item in the same scope (batched per scope), with an
     identical text in the same scope taking precedence. The item is None when its similarity is
     below ``merge_threshold`` (it cannot be merged into; only the similarity matters)."""
     if len(memory.vector) == 0:
         return {}
     groups: dict[tuple[str | None, ...], list[int]] = {}
-    for row, entry in enumerate(entries):
-        groups.setdefault(_scope_key(entry.item.scope), []).append(row)
+    for row, key in enumerate(keys):
+        groups.setdefault(key, []).append(row)
     best: dict[int, tuple[int, float]] = {}
     for rows in groups.values():
         scope = entries[rows[0]].item.scope

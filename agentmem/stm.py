@@ -76,7 +76,8 @@ class ShortTermMemory:
         self._emb[n:n + k] = new.to(self.device)
         for j, item in enumerate(items):
             acts = (activations[j] if activations else None) or {}
-            acts = {k: v.detach().to(self.device) if hasattr(v, "detach") else v for k, v in acts.items()}
+            if acts:
+                acts = {k: v.detach().to(self.device) if hasattr(v, "detach") else v for k, v in acts.items()}
             nbytes = len(item.text.encode()) + 4 * self.dim + sum(_tensor_bytes(v) for v in acts.values())
             self._pos[item.id] = len(self._entries)
             self._entries.append(STMEntry(item, acts, nbytes))

@@ -530,8 +530,9 @@ class Journal:
                 if self.read_only:
                     self.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.items_fts_docs "
                                       "USING fts5vocab(main, items_fts, 'instance')")
-                    stale = self.conn.execute("SELECT COUNT(DISTINCT doc) FROM temp.items_fts_docs "
-                                              "WHERE doc NOT IN (SELECT id FROM items WHERE tier = 'ltm')").fetchone()[0]
+                    stale = self.conn.execute(
+                        "SELECT COUNT(DISTINCT doc) FROM temp.items_fts_docs "
+                        "WHERE doc NOT IN (SELECT id FROM items WHERE tier = 'ltm')").fetchone()[0]
                     if stale:
                         problems.append(f"full-text index: {stale} row(s) of deleted items are still indexed")
                 else:

@@ -1,0 +1,42 @@
+"""Native thread pools: keep BLAS from competing with agentmem's own worker threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_CONTROLLER: Any = None
+_LOCK = threading.Lock()
+
+
+@contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """Run the block with BLAS (numpy's matrix products) on one thread, process-wide.
+
+    OpenBLAS threads spin-wait between calls; next to a FAISS insertion thread on a 2-core machine
+    they take CPU from it rather than finishing sooner. The limit is process-wide, so blocks are
+    serialised: a second thread entering waits for the first to restore the previous setting."""
+    global _CONTROLLER
+    from threadpoolctl import ThreadpoolController
+
+    with _LOCK:
+        if _CONTROLLER is None:
+            _CONTROLLER = ThreadpoolController()
+        with _CONTROLLER.limit(limits=1, user_api="blas"):
+            yield
+
+
+@contextmanager
+def single_faiss_thread() -> Iterator[None]:
+    """Run the block's FAISS calls on the calling thread only (OpenMP's thread count is a setting of
+    each thread, so other threads keep theirs)."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
