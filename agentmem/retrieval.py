@@ -95,6 +95,7 @@ class Query:
     mask: np.ndarray | None = None  # vector-index rows in scope and allowed
     keep: Callable[[Item], bool] = field(default=lambda item: True)
     stm_scores: dict[int, float] = field(default_factory=dict)  # cosine of every STM item in scope
+    top_id: int = 0  # the highest item id (document frequencies are cached relative to it)
 
 
 def lexical_text(query: str) -> str:
@@ -113,6 +114,7 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
     q.allowed = mem.journal.filter_ids(q.scope, q.filters, q.since, q.until) if restricted else None
     q.allowed_set = set() if q.allowed is None else set(q.allowed.tolist())
     q.width = mem.journal.window_width()
+    q.top_id = mem.journal.max_item_id()
     q.keep = item_matcher(q.scope, q.filters, q.since, q.until)
     q.mask = mem.vector.mask(q.scope, q.allowed)
     q.stm_scores = dict(mem.stm.search(q.vec, len(mem.stm), q.keep))
@@ -196,10 +198,10 @@ def _lexical(q: Query, name: str, weight: float, words: str, in_windows: bool,
         budget = max(1, budget // (2 * q.width + 1))
     since = q.since if since is None else since
     until = q.until if until is None else until
-    chosen = mem.journal.budget_words(query_words(words), budget)
+    chosen = mem.journal.budget_words(query_words(words), budget, q.top_id)
     rows = mem.journal.lexical(chosen, LEXICAL_DEPTH, q.scope, q.filters, since, until, windows=in_windows)
     rows = _with_stm(q, rows, chosen, in_windows, since, until)
-    scores = {i: s for i, s in rows if q.allowed is None or i in q.allowed_set}
+    scores = dict(rows) if q.allowed is None else {i: s for i, s in rows if i in q.allowed_set}
     total = _scope_size(q)
     s = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
     mean = float(s.sum()) / total
@@ -219,8 +221,7 @@ def _with_stm(q: Query, rows: list[tuple[int, float]], words: list[str], in_wind
     journal = mem.journal
     table = "windows_fts" if in_windows else "items_fts"
     n_rows, tokens = journal.fts_stats(table)
-    top = journal.max_item_id()
-    stats = Stats(n_rows, tokens, lambda w: journal.doc_freq(w, top, table))
+    stats = Stats(n_rows, tokens, lambda w: journal.doc_freq(w, q.top_id, table))
 
     def keep(item_id: int) -> bool:
         entry = mem.stm.get(item_id)
@@ -312,9 +313,14 @@ def _vectors(memory: Memory, ids: list[int]) -> np.ndarray:
 
 def _fill_dense(q: Query, dense: Evidence, ids: Iterable[int]) -> None:
     """Exact cosines for candidates the dense list did not return itself."""
-    missing = [i for i in ids if i not in dense.scores]
-    if missing:
-        dense.scores.update(zip(missing, (_vectors(q.memory, missing) @ q.vec).tolist(), strict=True))
+    scores, stm = dense.scores, q.stm_scores
+    missing = [i for i in ids if i not in scores]
+    if not missing:
+        return
+    ltm = [i for i in missing if i not in stm]  # STM items in scope: their cosines are at hand
+    scores.update((i, stm[i]) for i in missing if i in stm)
+    if ltm:
+        scores.update(zip(ltm, q.memory.vector.scores_of(ltm, q.vec).tolist(), strict=True))
 
 
 def _graph(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]], scores: dict[int, float],

@@ -367,11 +367,12 @@ class Journal:
         with self.lock:
             return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
 
-    def budget_words(self, words: Sequence[str], budget: int | None) -> list[str]:
-        """The query words a lexical search with ``budget`` uses (see :meth:`lexical`)."""
+    def budget_words(self, words: Sequence[str], budget: int | None, n: int | None = None) -> list[str]:
+        """The query words a lexical search with ``budget`` uses (see :meth:`lexical`; ``n``: the
+        highest item id, if known)."""
         if budget is None or not words:
             return list(words)
-        n = self.max_item_id()
+        n = self.max_item_id() if n is None else n
         dfs = sorted((self.doc_freq(w, n), w) for w in words)
         chosen, total = [], 0
         for df, w in dfs:  # a word no long-term item has costs nothing, and may match a short-term one
@@ -400,13 +401,12 @@ class Journal:
         f_sql, f_params = filter_clause(filters, since, until, "i.")
         fts = "windows_fts" if windows else "items_fts"
         if s_sql or f_sql:
-            sql = (f"SELECT i.id, bm25({fts}) AS r FROM {fts} JOIN items i ON i.id = {fts}.rowid "
-                   f"WHERE {fts} MATCH ? {s_sql}{f_sql} ORDER BY r LIMIT ?")
+            sql = (f"SELECT i.id, -bm25({fts}) AS r FROM {fts} JOIN items i ON i.id = {fts}.rowid "
+                   f"WHERE {fts} MATCH ? {s_sql}{f_sql} ORDER BY r DESC LIMIT ?")
         else:  # the whole memory: no join, no row lookup per match
-            sql = f"SELECT rowid, bm25({fts}) AS r FROM {fts} WHERE {fts} MATCH ? ORDER BY r LIMIT ?"
+            sql = f"SELECT rowid, -bm25({fts}) AS r FROM {fts} WHERE {fts} MATCH ? ORDER BY r DESC LIMIT ?"
         with self.lock:
-            rows = self.conn.execute(sql, [match, *s_params, *f_params, k]).fetchall()
-        return [(int(i), -float(r)) for i, r in rows]
+            return self.conn.execute(sql, [match, *s_params, *f_params, k]).fetchall()
 
     def same_text_in_ltm(self, items: Sequence[Item]) -> dict[int, int]:
         """For items whose exact text already exists in LTM in the same scope: item id -> that LTM id."""
@@ -633,9 +633,16 @@ def _varint(buf: bytes, at: int) -> tuple[int, int]:
 
 
 def _item(row: tuple[Any, ...]) -> Item:
-    scope = {k: v for k, v in zip(SCOPE_KEYS, row[3:6], strict=True) if v is not None}
-    return Item(id=row[0], text=row[1], metadata=json.loads(row[2]), scope=scope, created_at=row[6],
-                event_time=row[7], tier=row[8], count=row[9], importance=row[10])
+    scope = {}
+    if row[3] is not None:
+        scope["user"] = row[3]
+    if row[4] is not None:
+        scope["agent"] = row[4]
+    if row[5] is not None:
+        scope["session"] = row[5]
+    meta = row[2]
+    return Item(row[0], row[1], {} if meta == "{}" else json.loads(meta), scope, row[6], row[7], row[8], row[9],
+                row[10])
 
 
 def _chunks(seq: list[Any], n: int) -> Iterator[list[Any]]:

@@ -73,6 +73,8 @@ class VectorIndex:
         self._row: dict[int, int] = {}
         self._ann: Any = None  # faiss.IndexHNSWFlat over rows [0, n)
         self._gpu: Any = None  # torch copy of the vectors on CUDA, when present
+        self._sample: tuple[int, np.ndarray] | None = None  # (n then, contiguous spread of rows)
+        self._params: dict[int, Any] = {}  # efSearch -> faiss.SearchParametersHNSW (unfiltered searches)
         self._deferred = False  # rows past _ann.ntotal wait for the next save (see add)
         self.dead = 0
         self.background = background  # HNSW insertion on a worker thread
@@ -103,6 +105,14 @@ class VectorIndex:
     def vectors_of(self, ids: list[int]) -> np.ndarray:
         """The cached vectors of live ``ids``, shape (len(ids), dim); KeyError for an id not cached."""
         return self._vecs[[self._row[int(i)] for i in ids]].reshape(len(ids), self.dim)
+
+    def scores_of(self, ids: list[int], query: np.ndarray) -> np.ndarray:
+        """Cosines of ``query`` with the cached vectors of ``ids``; 0.0 for an id not cached."""
+        rows = [self._row.get(int(i), -1) for i in ids]
+        out = self._vecs[rows] @ np.asarray(query, dtype=np.float32)
+        if -1 in rows:
+            out[np.asarray(rows) < 0] = 0.0
+        return out
 
     def _grow(self, extra: int) -> None:
         need = self.n + extra
@@ -238,7 +248,7 @@ class VectorIndex:
         keep = self._alive[: self.n]
         ids, vecs, codes = self._ids[: self.n][keep], self._vecs[: self.n][keep], self._codes[: self.n][keep]
         times = self._times[: self.n][keep]
-        self.n, self.dead, self._ann, self._gpu = 0, 0, None, None
+        self.n, self.dead, self._ann, self._gpu, self._sample = 0, 0, None, None, None
         self._vecs, self._ids = np.zeros((0, self.dim), np.float32), np.zeros(0, np.int64)
         self._alive, self._codes = np.zeros(0, bool), np.zeros((0, len(SCOPE_KEYS)), np.int32)
         self._times = np.zeros(0, np.float64)
@@ -358,8 +368,13 @@ class VectorIndex:
         """Cosines of ``query`` with up to ``n`` live rows selected by ``mask``: all of them when there
         are fewer, an even spread otherwise. Recall uses it to see the whole score distribution."""
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
-        if mask is None and self.dead == 0:  # every row: a strided view, no copy
-            return self._vecs[: self.n: max(1, self.n // n)][:n] @ q
+        if mask is None and self.dead == 0:  # every row: an even spread, kept as one contiguous block
+            cached = self._sample
+            if cached is None or len(cached[1]) > n or not cached[0] <= self.n <= 1.01 * cached[0] + 16:
+                # refreshed once the memory has grown by 1%: at 100k rows, a product with the
+                # strided rows took 0.09 ms and one with a contiguous copy 0.025 ms
+                cached = self._sample = (self.n, np.ascontiguousarray(self._vecs[: self.n: max(1, self.n // n)][:n]))
+            return cached[1] @ q
         rows = np.flatnonzero(self._alive[: self.n] if mask is None else mask)
         if len(rows) > n:
             rows = rows[:: len(rows) // n][:n]
@@ -383,6 +398,27 @@ class VectorIndex:
 
     def _search_ann(self, q: np.ndarray, k: int, mask: np.ndarray | None,
                     rows: np.ndarray | None) -> list[tuple[int, float]]:
+        if mask is None and self.dead == 0 and self._ann.ntotal >= self.n:  # the common case, lean
+            import faiss
+
+            ef = max(self.ef_search, k)
+            params = self._params.get(ef)
+            if params is None:
+                params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+                params.efSearch = ef
+                self._params[ef] = params
+            with self._searchers_lock:
+                self._searchers += 1
+            try:
+                with self._ann_lock:
+                    scores, labels = self._ann.search(q.reshape(1, -1), k, params=params)
+                    complete = self._ann.ntotal >= self.n  # no row came after the check
+            finally:
+                with self._searchers_lock:
+                    self._searchers -= 1
+            if complete:
+                found = labels[0] >= 0  # FAISS returns them best first
+                return list(zip(self._ids[labels[0][found]].tolist(), scores[0][found].tolist(), strict=True))
         return self._search_ann_batch(q.reshape(1, -1), k, mask, rows)[0]
 
     def _search_ann_batch(self, queries: np.ndarray, k: int, mask: np.ndarray | None,
