@@ -5,9 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-_CONTROLLER: Any = None
 _LOCK = threading.Lock()
 
 
@@ -17,15 +15,12 @@ def single_blas_thread() -> Iterator[None]:
 
     OpenBLAS threads spin-wait between calls; next to a FAISS insertion thread on a 2-core machine
     they take CPU from it rather than finishing sooner. The limit is process-wide, so blocks are
-    serialised: a second thread entering waits for the first to restore the previous setting."""
-    global _CONTROLLER
+    serialised: a second thread entering waits for the first to restore the previous setting. The
+    loaded libraries are looked up each time (0.3 ms), since one may have been loaded since."""
     from threadpoolctl import ThreadpoolController
 
-    with _LOCK:
-        if _CONTROLLER is None:
-            _CONTROLLER = ThreadpoolController()
-        with _CONTROLLER.limit(limits=1, user_api="blas"):
-            yield
+    with _LOCK, ThreadpoolController().limit(limits=1, user_api="blas"):
+        yield
 
 
 @contextmanager
