@@ -124,3 +124,14 @@ def test_window_frequencies_count_the_long_term_tail() -> None:
     assert set(plain) == {10, 12}
     lexicon.remove([10, 12])
     assert lexicon.scores(["apples"], stats, lambda i: True) == [] and len(lexicon) == 1
+
+
+def test_items_removed_before_any_search_are_never_tokenized() -> None:
+    from agentmem.types import Item
+
+    lexicon = Lexicon(Terms())
+    lexicon.add([Item(1, "apples", {}, {}, 0.0), Item(2, "pears", {}, {}, 0.0)])
+    assert len(lexicon) == 2 and 1 in lexicon and not lexicon.tf  # queued, not tokenized
+    lexicon.remove([1])
+    assert [i for i, _ in lexicon.scores(["apples", "pears"], Stats(0, 0, lambda w: 0), lambda i: True)] == [2]
+    assert set(lexicon.tf) == {2} and len(lexicon) == 1
