@@ -190,12 +190,13 @@ class Lexicon:
                 del self.order[key]
 
     def scores(self, words: Sequence[str], stats: Stats, keep: Callable[[int], bool],
-               width: int | None = None, tail: Callable[[ScopeKey], list[str]] | None = None
-               ) -> list[tuple[int, float]]:
+               width: int | None = None, tail: Callable[[ScopeKey], list[str]] | None = None,
+               scopes: Callable[[ScopeKey], bool] | None = None) -> list[tuple[int, float]]:
         """BM25 of the STM items passing ``keep(id)`` for query ``words``, best first, as FTS5 would
         score them were they in the index described by ``stats`` (the STM documents added to its
         counts). With ``width`` (and ``tail``: the texts of a scope's last long-term items, oldest
-        first), each item's context window is scored instead of its own text."""
+        first), each item's context window is scored instead of its own text; ``scopes`` says which
+        scope keys the query can match (the others' tails are not read)."""
         if self.pending:
             self._index_pending()
         if not self.tf or not words:
@@ -207,8 +208,10 @@ class Lexicon:
             stm_tokens = sum(self.length.values())
             runs = None
         else:
-            runs = self._runs(width, tail)
+            runs = self._runs(width, tail, scopes)
             stm_tokens = sum(_window_tokens(lengths, lead, width) for _, lengths, _, lead in runs.values())
+            if scopes is not None:
+                runs = {key: run for key, run in runs.items() if scopes(key)}
         n = stats.rows + len(self.tf)  # one STM document per item, its text or its window
         avgdl = (stats.tokens + stm_tokens) / n if n else 1.0
         out: dict[int, float] = {}
@@ -233,12 +236,15 @@ class Lexicon:
         ids = set.intersection(*(self.postings.get(t, set()) for t in phrase))
         return {i: (min(self.tf[i][t] for t in phrase), self.length[i]) for i in ids}
 
-    def _runs(self, width: int, tail: Callable[[ScopeKey], list[str]] | None) -> dict[ScopeKey, Run]:
+    def _runs(self, width: int, tail: Callable[[ScopeKey], list[str]] | None,
+              scopes: Callable[[ScopeKey], bool] | None = None) -> dict[ScopeKey, Run]:
         """Per scope: the term counts and lengths of its window members (long-term tail, then STM
-        items), the STM ids, and how many tail members lead."""
+        items), the STM ids, and how many tail members lead (a scope not in ``scopes``: none; its
+        windows only count towards the average length)."""
         runs = {}
         for key, ids in self.order.items():
-            before = [] if tail is None or width <= 0 else tail(key)[-width:]
+            wanted = width > 0 and (scopes is None or scopes(key))
+            before = tail(key)[-width:] if tail is not None and wanted else []
             counts = [self._counts(t) for t in before]
             tfs = [c for c, _ in counts] + [self.tf[i] for i in ids]
             lengths = [n for _, n in counts] + [self.length[i] for i in ids]
@@ -251,7 +257,8 @@ class Lexicon:
         members: dict[ScopeKey, dict[int, int]] = {}  # scope -> member position -> occurrences
         for i, (f, _) in self._frequencies(phrase).items():
             key = self.scope_of[i]
-            members.setdefault(key, {})[runs[key][3] + self.position[i]] = f
+            if key in runs:
+                members.setdefault(key, {})[runs[key][3] + self.position[i]] = f
         out: dict[int, tuple[int, int]] = {}
         for key, (tfs, lengths, ids, lead) in runs.items():
             member = members.get(key, {})

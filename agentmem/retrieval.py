@@ -31,7 +31,7 @@ import numpy as np
 from agentmem import timeexpr
 from agentmem.lexicon import Stats
 from agentmem.ltm.journal import query_words
-from agentmem.types import Item
+from agentmem.types import SCOPE_KEYS, Item
 
 if TYPE_CHECKING:
     from agentmem.memory import Memory
@@ -231,7 +231,9 @@ def _with_stm(q: Query, rows: list[tuple[int, float]], words: list[str], in_wind
         return not ((since is not None and t < since) or (until is not None and t > until))
 
     if in_windows:
-        found = lexicon.scores(words, stats, keep, q.width, lambda key: journal.ltm_tail(key, q.width))
+        wanted = [(j, q.scope[k]) for j, k in enumerate(SCOPE_KEYS) if k in q.scope]
+        found = lexicon.scores(words, stats, keep, q.width, lambda key: journal.ltm_tail(key, q.width),
+                               lambda key: all(key[j] == v for j, v in wanted))
     else:
         found = lexicon.scores(words, stats, keep)
     if not found:

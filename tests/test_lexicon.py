@@ -122,6 +122,16 @@ def test_window_frequencies_count_the_long_term_tail() -> None:
     assert set(got) == {10, 11, 12}  # 10: its own word; 11 and 12: their neighbours'
     plain = dict(lexicon.scores(["apples"], stats, lambda i: True))
     assert set(plain) == {10, 12}
+    # a query of one scope reads no other scope's long-term tail
+    lexicon.add([Item(13, "apples elsewhere", {}, {"user": "v"}, 0.0)])
+
+    def only_u(key: tuple[str | None, ...]) -> list[str]:
+        assert key == ("u", None, None), "read another scope's tail"
+        return tail[key]
+
+    got_u = dict(lexicon.scores(["apples"], stats, lambda i: i != 13, 1, only_u, lambda key: key[0] == "u"))
+    assert set(got_u) == {10, 11, 12}
+    lexicon.remove([13])
     lexicon.remove([10, 12])
     assert lexicon.scores(["apples"], stats, lambda i: True) == [] and len(lexicon) == 1
 
@@ -135,3 +145,28 @@ def test_items_removed_before_any_search_are_never_tokenized() -> None:
     lexicon.remove([1])
     assert [i for i, _ in lexicon.scores(["apples", "pears"], Stats(0, 0, lambda w: 0), lambda i: True)] == [2]
     assert set(lexicon.tf) == {2} and len(lexicon) == 1
+
+
+def test_a_schema_3_journal_leaves_short_term_items_out_of_the_index_on_upgrade(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentmem.ltm import journal as jmod
+    from agentmem.ltm import migrations, windows
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:3])
+    monkeypatch.setattr(jmod, "MIGRATIONS", migrations.MIGRATIONS[:3])
+    mem = _mem(tmp_path, weight_vector=0.0)
+    old = mem.remember_many(["the harbour ferry leaves at noon", "gulls over the harbour"], scope=U)
+    mem.consolidate()
+    new = mem.remember_many(["a harbour tour on sunday"], scope=U)
+    with mem.journal.tx() as c:  # schema 3 indexed short-term items as they arrived
+        c.execute("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", (new[0], "a harbour tour on sunday"))
+        windows.rebuild(c)
+    mem.close()
+    monkeypatch.undo()
+    mem = _mem(tmp_path, weight_vector=0.0)
+    assert mem.journal.conn.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
+    assert {i for i, _ in mem.journal.lexical("harbour", 10, U)} == set(old)
+    assert {i for i, _ in mem.journal.lexical("harbour", 10, U, windows=True)} == set(old)
+    assert mem.journal.integrity() == []
+    assert new[0] in {h.id for h in mem.recall("harbour tour", k=3, scope=U)}  # scored in memory
+    mem.close()
