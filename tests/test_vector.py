@@ -166,3 +166,21 @@ def test_a_reader_racing_a_save_reads_the_archive_again(tmp_path: Path, monkeypa
     monkeypatch.setattr(vector.VectorIndex, "_load", classmethod(racing_load))
     loaded = VectorIndex.load(path, 8, ann_threshold=100)
     assert len(calls) == 2 and loaded._ann.ntotal == 150
+
+
+def test_a_loaded_cache_has_room_to_grow_without_copying(tmp_path: Path) -> None:
+    """The first add after opening must not reallocate the arrays (at 1M rows that copy stalled the
+    first consolidation for 3.5 s)."""
+    rng = np.random.default_rng(5)
+    vecs = rng.standard_normal((3000, 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = VectorIndex(8, ann_threshold=1000)
+    index.add(np.arange(3000), vecs, [{}] * 3000)
+    index.save(tmp_path / "v.npz")
+    index.close()
+    loaded = VectorIndex.load(tmp_path / "v.npz", 8, ann_threshold=1000)
+    before = loaded._vecs
+    loaded.add(np.arange(3000, 4000), vecs[:1000], [{}] * 1000)
+    assert loaded._vecs is before  # same buffer: no copy
+    assert loaded.search(vecs[3], 1)[0][0] == 3 and 3000 in loaded
+    loaded.close()
