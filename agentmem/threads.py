@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: a plugin hook inside the block may consolidate another memory
 
 
 @contextmanager
