@@ -17,7 +17,7 @@ import numpy as np
 
 from agentmem.plugins import hook, loop_caller
 from agentmem.stm import STMEntry
-from agentmem.types import SCOPE_KEYS, Fact, Item
+from agentmem.types import Fact, Item, scope_key
 
 if TYPE_CHECKING:
     from agentmem.memory import Memory
@@ -30,10 +30,6 @@ class ConsolidationReport:
     facts: int = 0
     forgotten: list[int] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _scope_key(scope: dict[str, str]) -> tuple[str | None, ...]:
-    return tuple(map(scope.get, SCOPE_KEYS))
 
 
 def consolidate(memory: Memory) -> ConsolidationReport:
@@ -53,7 +49,7 @@ def consolidate(memory: Memory) -> ConsolidationReport:
     promoted_rows: list[int] = []
     importance: dict[int, float] = {}
     facts: list[tuple[Fact, dict[str, str]]] = []
-    keys = [_scope_key(e.item.scope) for e in entries]
+    keys = [scope_key(e.item.scope) for e in entries]
     batch = _Batch(entries, embs, keys) if cfg.dedup else None
     ltm_best = _ltm_neighbours(memory, entries, embs, keys) if cfg.dedup else {}
     for row, entry in enumerate(entries):
@@ -94,7 +90,7 @@ class _Batch:
                  keys: list[tuple[str | None, ...]] | None = None) -> None:
         self.entries = entries
         self.embs = embs
-        self.keys = keys if keys is not None else [_scope_key(e.item.scope) for e in entries]  # per entry
+        self.keys = keys if keys is not None else [scope_key(e.item.scope) for e in entries]  # per entry
         self.kept: dict[tuple[str | None, ...], list[int]] = {}  # scope -> kept rows
         self.texts: dict[tuple[tuple[str | None, ...], str], int] = {}  # (scope, text) -> kept row
         self.is_kept = np.zeros(len(entries), dtype=bool)

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from agentmem.types import SCOPE_KEYS, Item
+from agentmem.types import Item, scope_key
 
 TOKENIZE = "porter unicode61 remove_diacritics 2"  # the journal's full-text tokenizer (migration 1)
 K1, B = 1.2, 0.75  # FTS5 bm25() constants
@@ -31,10 +31,6 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 ScopeKey = tuple[str | None, ...]
 # one scope's window members: term counts, token lengths (long-term tail first), STM ids, tail length
 Run = tuple[list[dict[str, int]], list[int], list[int], int]
-
-
-def scope_key(scope: dict[str, str]) -> ScopeKey:
-    return tuple(scope.get(k) for k in SCOPE_KEYS)
 
 
 class Terms:
@@ -147,12 +143,9 @@ class Lexicon:
     def _index_pending(self) -> None:
         items, self.pending = sorted(self.pending.values(), key=lambda i: i.id), {}
         for item in items:
-            terms = self.terms.of_text(item.text)
-            counts: dict[str, int] = {}
-            for t in terms:
-                counts[t] = counts.get(t, 0) + 1
+            counts, length = self._counts(item.text)
             self.tf[item.id] = counts
-            self.length[item.id] = len(terms)
+            self.length[item.id] = length
             for t in counts:
                 self.postings.setdefault(t, set()).add(item.id)
             key = scope_key(item.scope)

@@ -9,6 +9,11 @@ Source = Literal["stm", "ltm", "graph"]
 SCOPE_KEYS: tuple[str, ...] = ("user", "agent", "session")
 
 
+def scope_key(scope: dict[str, str]) -> tuple[str | None, ...]:
+    """A scope as a tuple over :data:`SCOPE_KEYS` (None where absent): equal tuples, same scope."""
+    return tuple(map(scope.get, SCOPE_KEYS))
+
+
 @dataclass(frozen=True)
 class Item:
     """One remembered text with its metadata, as stored in the journal."""

@@ -26,7 +26,7 @@ import numpy as np
 from agentmem.errors import CorruptionError, InvalidInputError, MemoryClosedError, SchemaError
 from agentmem.ltm import windows
 from agentmem.ltm.migrations import MIGRATIONS, POST_STEPS
-from agentmem.types import SCOPE_KEYS, Fact, Item
+from agentmem.types import SCOPE_KEYS, Fact, Item, scope_key
 
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -410,7 +410,7 @@ class Journal:
 
     def same_text_in_ltm(self, items: Sequence[Item]) -> dict[int, int]:
         """For items whose exact text already exists in LTM in the same scope: item id -> that LTM id."""
-        wanted = {(content_hash(i.text), tuple(i.scope.get(k) for k in SCOPE_KEYS)): i.id for i in items}
+        wanted = {(content_hash(i.text), scope_key(i.scope)): i.id for i in items}
         hashes = list({h for h, _ in wanted})
         out: dict[int, int] = {}
         with self.lock:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from agentmem.types import SCOPE_KEYS
+from agentmem.types import scope_key
 
 SCOPE_SQL = "user IS ? AND agent IS ? AND session IS ?"
 _LTM_SCOPE_SQL = SCOPE_SQL + " AND tier = 'ltm'"
@@ -50,7 +50,7 @@ def after_insert(c: sqlite3.Connection, rows: Sequence[tuple[int, str, dict[str,
         return
     groups: dict[tuple[str | None, ...], list[tuple[int, str]]] = {}
     for item_id, text, scope in rows:
-        groups.setdefault(tuple(scope.get(k) for k in SCOPE_KEYS), []).append((item_id, text))
+        groups.setdefault(scope_key(scope), []).append((item_id, text))
     deletes: list[tuple[int, str]] = []
     inserts: list[tuple[int, str]] = []
     for key, new in groups.items():
