@@ -301,9 +301,11 @@ class Memory:
     def _consolidate(self) -> ConsolidationReport:
         self._flush_uses()
         if self.vector.has_ann:
-            # HNSW insertion runs on a worker thread meanwhile; BLAS threads of this thread's matrix
-            # products would spin-wait against it: one BLAS thread took 100k given vectors from 4,424
-            # to 5,001 items/s (process CPU 38.7 -> 29.1 s). Below the HNSW size, two threads are faster.
+            # HNSW insertion runs on a worker thread meanwhile (on one core, see VectorIndex._catch_up);
+            # second BLAS and FAISS threads here would spin-wait against it (with every library on one
+            # thread, 100k given vectors went from 4,424 to 5,001 items/s, process CPU 38.7 -> 29.1 s).
+            # Below the HNSW size there is no worker, and two BLAS threads are faster (10k: 11,751 vs
+            # 10,326 items/s).
             with single_blas_thread(), single_faiss_thread():
                 report = consolidate(self)
         else:
