@@ -50,3 +50,24 @@ def test_graph_expanded_recall_reaches_linked_items(hmem: agentmem.Memory) -> No
     hits = hmem.recall("what does Ines do?", k=10)
     graph_hits = [h for h in hits if h.id == pet]
     assert graph_hits and graph_hits[0].source == "graph"
+
+
+def test_entities_linked_to_more_than_graph_max_df_items_are_hubs_and_ignored(tmp_path: Path) -> None:
+    from agentmem.default_plugins.graph_recall import recall_candidates
+
+    mem = agentmem.Memory(tmp_path / "m", embedder="hash", graph_max_df=3)
+    ids = mem.remember_many([f"note {i}" for i in range(8)], scope={"user": "u"})
+    for i in ids[:2]:
+        mem.graph.add_fact("Rosalind", "wrote", f"paper {i}", item=i)
+    # "Hub" is subject of two links and object of two: each role alone is under the limit
+    for i in ids[2:4]:
+        mem.graph.add_fact("Hub", "mentions", f"thing {i}", item=i)
+    for i in ids[4:6]:
+        mem.graph.add_fact(f"thing {i}", "mentions", "Hub", item=i)
+    for i in ids[6:8]:  # two links each way stay specific
+        mem.graph.add_fact("Mira", "met", f"guest {i}", item=i)
+    found = recall_candidates(memory=mem, query="Rosalind and Hub and Mira", scope={"user": "u"}, k=10)
+    assert set(found) == set(ids[:2]) | set(ids[6:8])
+    assert recall_candidates(memory=mem, query="Hub", scope={"user": "u"}, k=10) == []
+    assert recall_candidates(memory=mem, query="Rosalind", scope={"user": "other"}, k=10) == []
+    mem.close()

