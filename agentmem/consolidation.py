@@ -91,11 +91,11 @@ class _Batch:
         self.entries = entries
         self.embs = embs
         self.keys = keys if keys is not None else [scope_key(e.item.scope) for e in entries]  # per entry
-        self.kept: dict[tuple[str | None, ...], list[int]] = {}  # scope -> kept rows
+        self.kept_scopes: set[tuple[str | None, ...]] = set()  # scopes with a kept row
         self.texts: dict[tuple[tuple[str | None, ...], str], int] = {}  # (scope, text) -> kept row
         self.is_kept = np.zeros(len(entries), dtype=bool)
-        self.best_row = np.full(len(entries), -1, dtype=np.int64)
-        self.best_sim = np.zeros(len(entries), dtype=np.float32)
+        best_row = np.full(len(entries), -1, dtype=np.int64)
+        best_sim = np.zeros(len(entries), dtype=np.float32)
         groups: dict[tuple[str | None, ...], list[int]] = {}
         for row, key in enumerate(self.keys):
             groups.setdefault(key, []).append(row)
@@ -109,10 +109,11 @@ class _Batch:
                 sims = embs[block] @ embs[r[: start + len(block)]].T  # (block, earlier and block)
                 sims[np.arange(len(block))[:, None] + start <= np.arange(sims.shape[1])[None, :]] = -np.inf
                 j = sims.argmax(axis=1)
-                self.best_row[block] = r[j]
-                self.best_sim[block] = sims[np.arange(len(block)), j]
-        self._best = list(zip(self.best_row.tolist(), self.best_sim.tolist(), strict=True))  # fast per-row reads
-        self._kept_flags = [False] * len(entries)
+                best_row[block] = r[j]
+                best_sim[block] = sims[np.arange(len(block)), j]
+        # row -> (its most similar earlier row of its scope, that cosine), as Python numbers for the
+        # per-row loop
+        self.best = list(zip(best_row.tolist(), best_sim.tolist(), strict=True))
 
     def nearest(self, row: int, ltm: tuple[Item | None, float] | None) -> tuple[Item | None, float]:
         item = self.entries[row].item
@@ -123,13 +124,13 @@ class _Batch:
         best, best_sim = ltm if ltm is not None else (None, -1.0)
         if best is not None and best.text == item.text:
             return best, 1.0
-        j, sim = self._best[row]
+        j, sim = self.best[row]
         if j < 0:
             return best, best_sim
-        if self._kept_flags[j]:
+        if self.is_kept[j]:
             candidate = j
         else:  # the most similar earlier row was merged away: the best kept one instead
-            if not self.kept.get(key):
+            if key not in self.kept_scopes:
                 return best, best_sim
             # the earlier rows are a contiguous block (no gather); rows of other scopes or not kept
             # are masked out
@@ -144,10 +145,9 @@ class _Batch:
     def keep(self, row: int) -> None:
         item = self.entries[row].item
         key = self.keys[row]
-        self.kept.setdefault(key, []).append(row)
+        self.kept_scopes.add(key)
         self.texts.setdefault((key, item.text), row)
         self.is_kept[row] = True
-        self._kept_flags[row] = True
 
 
 def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray,
