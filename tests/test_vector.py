@@ -184,3 +184,64 @@ def test_a_loaded_cache_has_room_to_grow_without_copying(tmp_path: Path) -> None
     assert loaded._vecs is before  # same buffer: no copy
     assert loaded.search(vecs[3], 1)[0][0] == 3 and 3000 in loaded
     loaded.close()
+
+
+def test_hnsw_candidates_come_back_with_exact_cosines_and_its_file_holds_the_graph_alone(tmp_path: Path) -> None:
+    """The HNSW index stores bfloat16 vectors; the scores a search returns are float32 cosines all the
+    same, and the saved HNSW file holds no vectors (the archive holds the float32 rows once)."""
+    rng = np.random.default_rng(11)
+    vecs = unit(rng, 3000, 48)
+    index = VectorIndex(48, ann_threshold=1000, exact_subset_limit=100)
+    index.add(np.arange(3000), vecs, [{"user": "a" if i % 3 else "b"} for i in range(3000)])
+    index.wait()
+    assert index._ann.ntotal == 3000
+    q = unit(rng, 20, 48)
+    for x in q:
+        hits = index.search(x, 10)
+        assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+        assert np.allclose([s for _, s in hits], vecs[[i for i, _ in hits]] @ x, atol=1e-6)
+    for x, hits in zip(q, index.search_batch(q, 5, index.mask({"user": "a"})), strict=True):
+        assert all(i % 3 for i, _ in hits)
+        assert np.allclose([s for _, s in hits], vecs[[i for i, _ in hits]] @ x, atol=1e-6)
+    index.save(tmp_path / "v.npz")
+    (graph,) = tmp_path.glob("*.hnsw")
+    import faiss
+
+    # the whole index serialised is the graph file plus the 3000 bfloat16 vectors
+    assert len(faiss.serialize_index(index._ann)) - graph.stat().st_size >= 3000 * 48 * 2
+    loaded = VectorIndex.load(tmp_path / "v.npz", 48, ann_threshold=1000, exact_subset_limit=100)
+    assert np.array_equal(loaded.vectors_of(list(range(3000))), vecs)
+    assert [loaded.search(x, 10) for x in q] == [index.search(x, 10) for x in q]
+
+
+def test_format_1_archives_still_load_and_are_saved_again_in_format_2(tmp_path: Path) -> None:
+    """Format 1 kept the float32 rows inside a float32 HNSW index (IndexHNSWFlat) and not in the
+    archive; such a cache loads with its index as it is, and its next save writes format 2."""
+    import io
+    import json
+
+    import faiss
+
+    vecs = unit(np.random.default_rng(12), 400, 16)
+    ann = faiss.IndexHNSWFlat(16, 32, faiss.METRIC_INNER_PRODUCT)
+    ann.add(vecs)
+    faiss.write_index(ann, str(tmp_path / "vectors.0123456789ab.hnsw"))
+    meta = {"format": 1, "dim": 16, "n": 400, "dead": 0, "interned": [[] for _ in range(3)],
+            "ann_file": "vectors.0123456789ab.hnsw"}
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), ids=np.arange(1, 401),
+             alive=np.ones(400, bool), codes=np.zeros((400, 3), np.int32), times=np.zeros(400))
+    path = tmp_path / "vectors.npz"
+    path.write_bytes(buf.getvalue())
+    old = VectorIndex.load(path, 16, ann_threshold=100)
+    assert isinstance(old._ann, faiss.IndexHNSWFlat)
+    assert np.array_equal(old.vectors_of(list(range(1, 401))), vecs)
+    assert old.search(vecs[9], 1)[0][0] == 10
+    old.add(np.array([401]), vecs[:1], [{}], times=np.zeros(1))
+    old.save(path)
+    with np.load(path) as z:
+        assert json.loads(bytes(z["meta"]).decode())["format"] == 2 and len(z["vecs"]) == 401
+    again = VectorIndex.load(path, 16, ann_threshold=100)
+    assert isinstance(again._ann, faiss.IndexHNSWFlat) and again._ann.ntotal == 401
+    assert np.array_equal(again.vectors_of(list(range(1, 401))), vecs)
+    assert [i for i, _ in again.search(vecs[0], 2)] in ([1, 401], [401, 1])

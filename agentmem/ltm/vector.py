@@ -6,6 +6,11 @@ ids, so a boolean row mask (alive, in scope, passes filters) becomes a FAISS ``I
 Forgotten rows are tombstoned and dropped at the next rebuild. The whole cache is saved as one
 ``.npz`` file (no pickle), written to a temporary file and renamed into place.
 
+The HNSW index keeps its own copy of the vectors in bfloat16 (half the bytes of float32, so half the
+memory traffic of a graph walk): it only chooses candidates, whose cosines are then computed from the
+float32 matrix, so every score a search returns is exact. Its file holds the graph alone; the float32
+rows are saved once, in the archive, and the bfloat16 copy is re-encoded from them on load.
+
 HNSW insertion is the costliest part of adding rows, so it runs on a background thread (FAISS
 releases the GIL): ``add`` returns once the rows are in the matrix, and rows the approximate index
 does not hold yet are searched exactly, so every search sees every row. A lock keeps FAISS searches
@@ -29,7 +34,7 @@ import numpy as np
 
 from agentmem.types import SCOPE_KEYS
 
-FORMAT = 1
+FORMAT = 2  # 2: float32 rows always in the archive, HNSW file without its vectors; 1 is still read
 ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an exactly-searched tail
 ANN_CHUNK = 128  # rows inserted per lock hold on the background thread (a search waits at most that)
 MAX_BACKLOG = 2 * ANN_BATCH  # an add waits while more rows than this await the worker (they are searched
@@ -71,7 +76,7 @@ class VectorIndex:
         self._times = np.zeros(0, dtype=np.float64)  # event time, else creation time; NaN: unknown
         self._interned: list[dict[str, int]] = [{} for _ in SCOPE_KEYS]
         self._row: dict[int, int] = {}
-        self._ann: Any = None  # faiss.IndexHNSWFlat over rows [0, n)
+        self._ann: Any = None  # faiss.IndexHNSWSQ (bfloat16; IndexHNSWFlat if saved by format 1) over rows [0, n)
         self._gpu: Any = None  # torch copy of the vectors on CUDA, when present
         self._sample: tuple[int, np.ndarray] | None = None  # (n then, contiguous spread of rows)
         self._params: dict[int, Any] = {}  # efSearch -> faiss.SearchParametersHNSW (unfiltered searches)
@@ -268,10 +273,30 @@ class VectorIndex:
         """A new HNSW index over the first ``rows`` rows (all by default). Caller holds ``_ann_lock``."""
         import faiss
 
-        index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        # bfloat16 storage: at 300k rows on one core, insertion 7,016 -> 8,796 rows/s and search
+        # 0.160 -> 0.137 ms against float32, recall@10 0.979 -> 0.977 before the exact rescoring
+        index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_bf16,  # type: ignore[arg-type]  # stubs
+                                  self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self.ef_construction
         index.add(self._vecs[: self.n if rows is None else rows])
         self._ann = index
+
+    def _attach_storage(self, ann: Any) -> None:
+        """Give an HNSW graph read without its vectors (``IO_FLAG_SKIP_STORAGE``) the vectors of rows
+        [0, ann.ntotal), encoded as its class stores them."""
+        import faiss
+
+        storage: Any  # an index type of FAISS's
+        if isinstance(ann, faiss.IndexHNSWSQ):
+            storage = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_bf16, faiss.METRIC_INNER_PRODUCT)
+        elif isinstance(ann, faiss.IndexHNSWFlat):
+            storage = faiss.IndexFlatIP(self.dim)
+        else:
+            raise ValueError(f"unexpected approximate index {type(ann).__name__}")
+        storage.add(self._vecs[: ann.ntotal])
+        ann.storage = storage
+        ann.own_fields = True  # the graph frees it
+        storage.this.disown()
 
     # --- search --------------------------------------------------------------------------------
 
@@ -412,14 +437,16 @@ class VectorIndex:
                 self._searchers += 1
             try:
                 with self._ann_lock:
-                    scores, labels = self._ann.search(q.reshape(1, -1), k, params=params)
+                    _, labels = self._ann.search(q.reshape(1, -1), k, params=params)
                     complete = self._ann.ntotal >= self.n  # no row came after the check
             finally:
                 with self._searchers_lock:
                     self._searchers -= 1
             if complete:
-                found = labels[0] >= 0  # FAISS returns them best first
-                return list(zip(self._ids[labels[0][found]].tolist(), scores[0][found].tolist(), strict=True))
+                rows = labels[0][labels[0] >= 0]
+                exact = self._vecs[rows] @ q  # the index's bfloat16 scores only chose the candidates
+                order = np.argsort(-exact, kind="stable")
+                return list(zip(self._ids[rows[order]].tolist(), exact[order].tolist(), strict=True))
         return self._search_ann_batch(q.reshape(1, -1), k, mask, rows)[0]
 
     def _search_ann_batch(self, queries: np.ndarray, k: int, mask: np.ndarray | None,
@@ -443,7 +470,10 @@ class VectorIndex:
         finally:
             with self._searchers_lock:
                 self._searchers -= 1
-        scores = np.where(labels >= 0, scores, -np.inf).astype(np.float32)
+        # exact cosines of the candidates (the index's own scores are bfloat16 approximations)
+        found = labels >= 0
+        rows = np.where(found, labels, 0)
+        scores = np.where(found, np.einsum("qkd,qd->qk", self._vecs[rows], queries), -np.inf).astype(np.float32)
         if start < n:  # rows not in the approximate index yet: searched exactly
             live = (self._alive if mask is None else mask)[start:n]
             tail = np.arange(start, n) if live.all() else start + np.flatnonzero(live)
@@ -469,10 +499,11 @@ class VectorIndex:
     # --- persistence ---------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        """Write the cache atomically. The HNSW index (which stores the vectors itself: they are saved
-        once) goes to its own file, ``<name>.<random>.hnsw``, written and synced first; the archive at
-        ``path`` names it and replaces the old archive in one rename (temp file, fsync, rename), then
-        HNSW files no archive names are deleted. A crash at any point leaves the old pair or the new."""
+        """Write the cache atomically. The HNSW graph (without its vectors: the archive's float32 rows
+        are encoded again on load) goes to its own file, ``<name>.<random>.hnsw``, written and synced
+        first; the archive at ``path`` names it and replaces the old archive in one rename (temp file,
+        fsync, rename), then HNSW files no archive names are deleted. A crash at any point leaves the
+        old pair or the new."""
         with self._ann_lock:
             self._deferred = False
             self._index_pending()
@@ -486,17 +517,16 @@ class VectorIndex:
                                 "interned": self._interned}
         if self._ann is not None:
             ann_file = path.with_name(f"{path.stem}.{uuid.uuid4().hex[:12]}.hnsw")
-            faiss.write_index(self._ann, str(ann_file))
+            # the graph alone: its vectors are the archive's rows, encoded again on load
+            faiss.write_index(self._ann, str(ann_file), faiss.IO_FLAG_SKIP_STORAGE)  # type: ignore[call-overload]
             with open(ann_file, "rb+") as fh:
                 os.fsync(fh.fileno())
             meta["ann_file"] = ann_file.name
         arrays: dict[str, np.ndarray] = {
             "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
             "ids": self._ids[: self.n], "alive": self._alive[: self.n], "codes": self._codes[: self.n],
-            "times": self._times[: self.n],
+            "times": self._times[: self.n], "vecs": self._vecs[: self.n],
         }
-        if self._ann is None:
-            arrays["vecs"] = self._vecs[: self.n]
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]  # the stub mistypes **kwds
             fh.flush()
@@ -526,7 +556,7 @@ class VectorIndex:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["meta"]).decode())
-                if meta.get("format") != FORMAT or meta.get("dim") != dim:
+                if meta.get("format") not in (1, FORMAT) or meta.get("dim") != dim:
                     raise ValueError(f"format {meta.get('format')} / dim {meta.get('dim')} != {FORMAT} / {dim}")
                 index = cls(dim, **options)
                 n = int(meta["n"])
@@ -536,7 +566,7 @@ class VectorIndex:
                 index._ids[:n], index._alive[:n], index._codes[:n] = z["ids"], z["alive"], z["codes"]
                 index._times[:n] = z["times"] if "times" in z.files else np.nan  # older caches: filled by the caller
                 ann = z["ann"] if "ann" in z.files else None  # caches saved before the separate file
-                if ann is None and "ann_file" not in meta:
+                if "vecs" in z.files:  # format 1 kept them in the HNSW index once there was one
                     index._vecs[:n] = z["vecs"]
         except (zipfile.BadZipFile, KeyError, EOFError, json.JSONDecodeError) as exc:
             raise ValueError(str(exc)) from exc
@@ -561,7 +591,10 @@ class VectorIndex:
             if index._ann.ntotal != n or index._ann.d != dim:
                 raise ValueError(f"approximate index holds {index._ann.ntotal} rows of {index._ann.d} dims, "
                                  f"expected {n} of {dim}")
-            storage: Any = faiss.downcast_index(index._ann.storage)  # an IndexFlat: rows of float32
-            index._vecs[:n] = faiss.rev_swig_ptr(storage.get_xb(), n * dim).reshape(n, dim)  # one copy
+            if index._ann.storage is None:  # format 2: the graph alone; its vectors from the rows read above
+                index._attach_storage(index._ann)
+            else:  # format 1: an IndexFlat holds the rows in float32
+                storage: Any = faiss.downcast_index(index._ann.storage)
+                index._vecs[:n] = faiss.rev_swig_ptr(storage.get_xb(), n * dim).reshape(n, dim)  # one copy
         index._deferred = index._ann is None and n >= index.ann_threshold  # built at the next save, not here
         return index
