@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,15 +24,30 @@ def single_blas_thread() -> Iterator[None]:
         yield
 
 
+def cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @contextmanager
-def single_faiss_thread() -> Iterator[None]:
-    """Run the block's FAISS calls on the calling thread only (OpenMP's thread count is a setting of
-    each thread, so other threads keep theirs)."""
+def faiss_threads(n: int) -> Iterator[None]:
+    """Run the block's FAISS calls on ``n`` OpenMP threads (the count is a setting of each calling
+    thread, so other threads keep theirs)."""
     import faiss
 
     before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
+    faiss.omp_set_num_threads(n)
     try:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+@contextmanager
+def single_faiss_thread() -> Iterator[None]:
+    """Run the block's FAISS calls on the calling thread only."""
+    with faiss_threads(1):
+        yield

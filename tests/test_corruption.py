@@ -44,7 +44,7 @@ def reopen(path: Path, **kw: object) -> agentmem.Memory:
     return agentmem.Memory(path, embedder="hash", **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage", "bitflip", "other_dim"])
+@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage", "bitflip", "rows_bitflip", "other_dim"])
 def test_unusable_vector_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "m"
     kept = build(path)
@@ -57,9 +57,18 @@ def test_unusable_vector_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
     elif damage == "garbage":
         npz.write_bytes(b"\x00not a zip" * 100)
     elif damage == "bitflip":  # still a zip file, but a member fails its CRC
+        import zipfile
+
+        with zipfile.ZipFile(npz) as z:
+            members = sorted(z.infolist(), key=lambda m: m.header_offset)
         blob = bytearray(data)
-        blob[len(blob) // 3] ^= 0xFF
+        blob[members[2].header_offset - 1] ^= 0xFF  # the last byte of the second member's data
         npz.write_bytes(bytes(blob))
+    elif damage == "rows_bitflip":  # the float32 rows file (no zip CRC of its own: a checksum in the archive)
+        (rows,) = path.glob("vectors.*.f32")
+        blob = bytearray(rows.read_bytes())
+        blob[len(blob) // 2] ^= 0x01
+        rows.write_bytes(bytes(blob))
     else:
         from agentmem.ltm.vector import VectorIndex
 
@@ -98,10 +107,12 @@ def test_stale_vector_cache_is_caught_up(tmp_path: Path) -> None:
 
 
 def test_foreign_vector_cache_is_not_served(tmp_path: Path) -> None:
-    """A vectors.npz copied from another memory has the same ids but other vectors: detected, rebuilt."""
+    """A vector cache (vectors.npz and the files it names) copied from another memory has the same ids
+    but other vectors: detected, rebuilt."""
     kept = build(tmp_path / "m")
     build(tmp_path / "other", [t.replace("note", "memo").upper() + " extra words" for t in TEXTS])
-    shutil.copy(tmp_path / "other" / "vectors.npz", tmp_path / "m" / "vectors.npz")
+    for file in (tmp_path / "other").glob("vectors.*"):
+        shutil.copy(file, tmp_path / "m" / file.name)
     with reopen(tmp_path / "m") as mem:
         assert any("differ from the journal" in n for n in mem.notices), mem.notices
         assert_whole(mem, kept)
@@ -293,8 +304,8 @@ def test_catch_up_after_a_crash_is_searched_exactly_then_indexed_on_close(tmp_pa
     with reopen(path, **opts) as mem:
         first = mem.remember_many([f"early note {n} on topic {n % 5}" for n in range(60)])
         mem.consolidate()
-    old = {p.name: p.read_bytes() for p in path.glob("vectors.*")}  # the archive and its HNSW file
-    assert len(old) == 2
+    old = {p.name: p.read_bytes() for p in path.glob("vectors.*")}  # the archive, its rows and HNSW files
+    assert len(old) == 3
     with reopen(path, **opts) as mem:
         late = mem.remember_many([f"late note {n} about the harbour crane" for n in range(40)])
         mem.consolidate()

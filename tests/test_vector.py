@@ -119,10 +119,15 @@ def test_hnsw_goes_to_its_own_file_and_old_archives_still_load(tmp_path: Path) -
     index.add(np.arange(1, 301), vecs, [{}] * 300, times=np.zeros(300))
     path = tmp_path / "vectors.npz"
     index.save(path)
+    (rows_file,), (graph_file,) = tmp_path.glob("*.f32"), tmp_path.glob("*.hnsw")
     index.add(np.array([301]), vecs[:1], [{}], times=np.zeros(1))
     index.save(path)
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == 2 and files[1] == "vectors.npz" and files[0].endswith(".hnsw")  # the old one is gone
+    assert len(list(tmp_path.iterdir())) == 3
+    # the rows file is appended to; the graph file is new and the old one gone
+    assert list(tmp_path.glob("*.f32")) == [rows_file] and rows_file.stat().st_size == 301 * 16 * 4
+    (new_graph,) = tmp_path.glob("*.hnsw")
+    assert new_graph != graph_file
+    files = [new_graph.name]
     loaded = VectorIndex.load(path, 16, ann_threshold=100)
     assert loaded._ann.ntotal == 301 and np.allclose(loaded.vectors_of([5]), vecs[4:5])
     # an archive written before the separate file (the index serialised inside) still loads
@@ -240,8 +245,44 @@ def test_format_1_archives_still_load_and_are_saved_again_in_format_2(tmp_path: 
     old.add(np.array([401]), vecs[:1], [{}], times=np.zeros(1))
     old.save(path)
     with np.load(path) as z:
-        assert json.loads(bytes(z["meta"]).decode())["format"] == 2 and len(z["vecs"]) == 401
+        meta = json.loads(bytes(z["meta"]).decode())
+    assert meta["format"] == 2 and (tmp_path / meta["vec_file"]).stat().st_size == 401 * 16 * 4
     again = VectorIndex.load(path, 16, ann_threshold=100)
     assert isinstance(again._ann, faiss.IndexHNSWFlat) and again._ann.ntotal == 401
     assert np.array_equal(again.vectors_of(list(range(1, 401))), vecs)
     assert [i for i, _ in again.search(vecs[0], 2)] in ([1, 401], [401, 1])
+
+
+def test_the_rows_file_is_only_appended_to_and_read_up_to_the_archives_count(tmp_path: Path) -> None:
+    """A save appends new rows to the rows file; rows a crashed save appended past the archive's count
+    are never read and are cut off by the next save; a short file is damage (ValueError: the memory
+    rebuilds the cache from its journal); a compaction writes a new file."""
+    vecs = unit(np.random.default_rng(13), 600, 8)
+    path = tmp_path / "vectors.npz"
+    index = VectorIndex(8, ann_threshold=10**9)
+    index.add(np.arange(1, 301), vecs[:300], [{}] * 300)
+    index.save(path)
+    (rows_file,) = tmp_path.glob("*.f32")
+    with open(rows_file, "ab") as fh:  # a save that crashed after appending, before its archive
+        fh.write(b"\xff" * 4 * 8 * 7)
+    loaded = VectorIndex.load(path, 8, ann_threshold=10**9)
+    assert loaded.n == 300 and np.array_equal(loaded.vectors_of(list(range(1, 301))), vecs[:300])
+    loaded.add(np.arange(301, 401), vecs[300:400], [{}] * 100)
+    loaded.save(path)
+    assert list(tmp_path.glob("*.f32")) == [rows_file] and rows_file.stat().st_size == 400 * 8 * 4
+    again = VectorIndex.load(path, 8, ann_threshold=10**9)
+    assert np.array_equal(again.vectors_of(list(range(1, 401))), vecs[:400])
+    again.remove(list(range(1, 301)))
+    again.compact()  # rows renumbered
+    again.add(np.arange(401, 601), vecs[400:], [{}] * 200)
+    again.save(path)
+    (new_rows,) = tmp_path.glob("*.f32")
+    assert new_rows != rows_file and new_rows.stat().st_size == 300 * 8 * 4
+    assert np.array_equal(VectorIndex.load(path, 8).vectors_of(list(range(401, 601))), vecs[400:])
+    with open(new_rows, "r+b") as fh:
+        fh.truncate(100)
+    with pytest.raises(ValueError, match="holds 100 bytes"):
+        VectorIndex.load(path, 8)
+    new_rows.unlink()
+    with pytest.raises(ValueError, match="missing"):
+        VectorIndex.load(path, 8)

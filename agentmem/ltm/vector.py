@@ -8,8 +8,12 @@ Forgotten rows are tombstoned and dropped at the next rebuild. The whole cache i
 
 The HNSW index keeps its own copy of the vectors in bfloat16 (half the bytes of float32, so half the
 memory traffic of a graph walk): it only chooses candidates, whose cosines are then computed from the
-float32 matrix, so every score a search returns is exact. Its file holds the graph alone; the float32
-rows are saved once, in the archive, and the bfloat16 copy is re-encoded from them on load.
+float32 matrix, so every score a search returns is exact. Its file holds the graph alone.
+
+Files, all named by the archive (``vectors.npz``: ids, tombstones, scopes, times): the float32 rows
+in ``vectors.<id>.f32``, which a save only appends to (rows are never changed in place; compaction
+writes a new file), and the HNSW graph in ``vectors.<id>.hnsw``; the bfloat16 copy is encoded from
+the rows on load. A save so writes the new rows, the graph and the small arrays, not every vector.
 
 HNSW insertion is the costliest part of adding rows, so it runs on a background thread (FAISS
 releases the GIL): ``add`` returns once the rows are in the matrix, and rows the approximate index
@@ -27,14 +31,16 @@ import time
 import uuid
 import weakref
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agentmem.threads import cores, faiss_threads
 from agentmem.types import SCOPE_KEYS
 
-FORMAT = 2  # 2: float32 rows always in the archive, HNSW file without its vectors; 1 is still read
+FORMAT = 2  # 2: float32 rows in an append-only file, HNSW file without its vectors; 1 is still read
 ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an exactly-searched tail
 ANN_CHUNK = 128  # rows inserted per lock hold on the background thread (a search waits at most that)
 MAX_BACKLOG = 2 * ANN_BATCH  # an add waits while more rows than this await the worker (they are searched
@@ -81,6 +87,9 @@ class VectorIndex:
         self._sample: tuple[int, np.ndarray] | None = None  # (n then, contiguous spread of rows)
         self._params: dict[int, Any] = {}  # efSearch -> faiss.SearchParametersHNSW (unfiltered searches)
         self._deferred = False  # rows past _ann.ntotal wait for the next save (see add)
+        self._vec_file: str | None = None  # the rows file the last save wrote (or load read)
+        self._vec_saved = 0  # rows of it that are written and synced, the same as ours
+        self._vec_crc = 0  # CRC-32 of those rows' bytes (continued as rows are appended)
         self.dead = 0
         self.background = background  # HNSW insertion on a worker thread
         self._ann_lock = threading.RLock()  # FAISS calls on _ann, and replacing _ann or the arrays
@@ -255,6 +264,7 @@ class VectorIndex:
         ids, vecs, codes = self._ids[: self.n][keep], self._vecs[: self.n][keep], self._codes[: self.n][keep]
         times = self._times[: self.n][keep]
         self.n, self.dead, self._ann, self._gpu, self._sample = 0, 0, None, None, None
+        self._vec_file, self._vec_saved, self._vec_crc = None, 0, 0  # rows renumbered: a new file next save
         self._vecs, self._ids = np.zeros((0, self.dim), np.float32), np.zeros(0, np.int64)
         self._alive, self._codes = np.zeros(0, bool), np.zeros((0, len(SCOPE_KEYS)), np.int32)
         self._times = np.zeros(0, np.float64)
@@ -280,6 +290,24 @@ class VectorIndex:
         index.hnsw.efConstruction = self.ef_construction
         index.add(self._vecs[: self.n if rows is None else rows])
         self._ann = index
+
+    def _read_rows(self, path: Path, name: str, n: int, crc: int) -> None:
+        """Read the first ``n`` rows of the rows file ``name`` into the matrix (later rows are a
+        crashed save's, never counted) and check their CRC-32 (2.2 GB/s: 0.7 s for 1M rows of 384)."""
+        file = path.with_name(name)
+        if "/" in name or not file.is_file():
+            raise _AnnFileMissing(f"vector rows file {name} is missing")
+        want = n * self.dim * 4
+        try:
+            with open(file, "rb") as fh:
+                got = fh.readinto(self._vecs[:n].data) if n else 0
+        except FileNotFoundError as exc:  # deleted while being read
+            raise _AnnFileMissing(f"vector rows file {name} is missing") from exc
+        if got != want:
+            raise ValueError(f"vector rows file {name} holds {got} bytes, expected {want}")
+        if n and zlib.crc32(self._vecs[:n].data) != crc:
+            raise ValueError(f"vector rows file {name} fails its checksum")
+        self._vec_file, self._vec_saved, self._vec_crc = name, n, crc
 
     def _attach_storage(self, ann: Any) -> None:
         """Give an HNSW graph read without its vectors (``IO_FLAG_SKIP_STORAGE``) the vectors of rows
@@ -461,10 +489,14 @@ class VectorIndex:
             # a selective filter needs a wider beam to keep recall
             params.efSearch = int(min(1024, params.efSearch * max(1.0, self.n / max(len(rows), 1)) ** 0.5))
         n = self.n if mask is None else min(self.n, len(mask))
+        # the worker waits while a search holds the lock, so a batch (a consolidation's near-duplicate
+        # checks) takes every core: 2,048 checks at 300k rows, 57 -> 25 us each on 2 cores
+        threads = cores() if len(queries) >= 64 else 1
         with self._searchers_lock:
             self._searchers += 1
         try:
-            with self._ann_lock:  # not while the worker inserts; the rows it has not reached are the tail
+            with self._ann_lock, faiss_threads(threads):  # not while the worker inserts; rows it has
+                # not reached are the tail
                 scores, labels = self._ann.search(queries, k, params=params)  # (n_queries, k); -1: none
                 start = self._ann.ntotal
         finally:
@@ -499,11 +531,12 @@ class VectorIndex:
     # --- persistence ---------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        """Write the cache atomically. The HNSW graph (without its vectors: the archive's float32 rows
-        are encoded again on load) goes to its own file, ``<name>.<random>.hnsw``, written and synced
-        first; the archive at ``path`` names it and replaces the old archive in one rename (temp file,
-        fsync, rename), then HNSW files no archive names are deleted. A crash at any point leaves the
-        old pair or the new."""
+        """Write the cache atomically. Rows not saved yet are appended to the rows file
+        (``<name>.<random>.f32``; a new one after a compaction) and the HNSW graph goes to a new file
+        of its own (``<name>.<random>.hnsw``), both synced first; the archive at ``path`` names them
+        and their row count, and replaces the old archive in one rename (temp file, fsync, rename);
+        then files no archive names are deleted. A crash at any point leaves the old archive with its
+        files intact (appended rows past its count are never read) or the new one."""
         with self._ann_lock:
             self._deferred = False
             self._index_pending()
@@ -515,6 +548,7 @@ class VectorIndex:
         tmp = path.with_name(path.name + ".tmp")
         meta: dict[str, Any] = {"format": FORMAT, "dim": self.dim, "n": self.n, "dead": self.dead,
                                 "interned": self._interned}
+        meta["vec_file"], meta["vec_crc32"] = self._append_rows(path)
         if self._ann is not None:
             ann_file = path.with_name(f"{path.stem}.{uuid.uuid4().hex[:12]}.hnsw")
             # the graph alone: its vectors are the archive's rows, encoded again on load
@@ -525,16 +559,36 @@ class VectorIndex:
         arrays: dict[str, np.ndarray] = {
             "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
             "ids": self._ids[: self.n], "alive": self._alive[: self.n], "codes": self._codes[: self.n],
-            "times": self._times[: self.n], "vecs": self._vecs[: self.n],
+            "times": self._times[: self.n],
         }
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]  # the stub mistypes **kwds
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        for old in path.parent.glob(f"{path.stem}.*.hnsw"):
-            if old.name != meta.get("ann_file"):
+        self._vec_file, self._vec_saved, self._vec_crc = meta["vec_file"], self.n, meta["vec_crc32"]
+        for old in [*path.parent.glob(f"{path.stem}.*.hnsw"), *path.parent.glob(f"{path.stem}.*.f32")]:
+            if old.name not in (meta.get("ann_file"), meta["vec_file"]):
                 old.unlink(missing_ok=True)
+
+    def _append_rows(self, path: Path) -> tuple[str, int]:
+        """Write rows [_vec_saved, n) to the rows file and sync it; (its name, CRC-32 of its n rows).
+        The file the last save named gets the new rows after its saved ones (cutting off any a crashed
+        save left there); with none (first save, a compaction, a file gone), a new file gets every row."""
+        name, start, crc = self._vec_file, self._vec_saved, self._vec_crc
+        if name is None or start > self.n or not path.with_name(name).is_file():
+            name, start, crc = f"{path.stem}.{uuid.uuid4().hex[:12]}.f32", 0, 0
+        row_bytes = self.dim * 4
+        with open(path.with_name(name), "r+b" if start else "wb") as fh:
+            fh.truncate(start * row_bytes)
+            fh.seek(start * row_bytes)
+            if self.n > start:
+                block = self._vecs[start: self.n].data  # whole rows: contiguous
+                fh.write(block)
+                crc = zlib.crc32(block, crc)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return name, crc
 
     @classmethod
     def load(cls, path: Path, dim: int, **options: Any) -> VectorIndex:
@@ -566,13 +620,15 @@ class VectorIndex:
                 index._ids[:n], index._alive[:n], index._codes[:n] = z["ids"], z["alive"], z["codes"]
                 index._times[:n] = z["times"] if "times" in z.files else np.nan  # older caches: filled by the caller
                 ann = z["ann"] if "ann" in z.files else None  # caches saved before the separate file
-                if "vecs" in z.files:  # format 1 kept them in the HNSW index once there was one
+                if "vecs" in z.files:  # format 1 before HNSW (after it, the HNSW index held them)
                     index._vecs[:n] = z["vecs"]
         except (zipfile.BadZipFile, KeyError, EOFError, json.JSONDecodeError) as exc:
             raise ValueError(str(exc)) from exc
         index.n, index.dead = n, int(meta["dead"])
         if int((~index._alive[:n]).sum()) != index.dead:
             raise ValueError("tombstone count does not match")
+        if "vec_file" in meta:
+            index._read_rows(path, str(meta["vec_file"]), n, int(meta["vec_crc32"]))
         index._interned = [dict(t) for t in meta["interned"]]
         index._row = {int(i): r for r, i in enumerate(index._ids[:n]) if index._alive[r]}
         if ann is not None or "ann_file" in meta:
