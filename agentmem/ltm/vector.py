@@ -24,6 +24,7 @@ and insertions apart; ``save`` and ``close`` finish the insertions first.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import threading
@@ -32,6 +33,7 @@ import uuid
 import weakref
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,12 +179,9 @@ class VectorIndex:
                 self._start_worker()
                 # backpressure: a writer faster than HNSW insertion would grow the exactly searched tail
                 if self._ann is not None and self._pending() > MAX_BACKLOG and self._worker is not None:
-                    self._waiters += 1
-                    try:
+                    with self._waiting():
                         while self._ann is not None and self._pending() > MAX_BACKLOG and self._worker is not None:
                             time.sleep(0.001)
-                    finally:
-                        self._waiters -= 1
             else:
                 self._index_pending()
 
@@ -248,15 +247,23 @@ class VectorIndex:
                     self._worker = None
                     return
 
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """Count the calling thread as blocked on the worker for the block's duration."""
+        with self._searchers_lock:
+            self._waiters += 1
+        try:
+            yield
+        finally:
+            with self._searchers_lock:
+                self._waiters -= 1
+
     def wait(self) -> None:
         """Block until the background worker has inserted every pending row (or retired)."""
         worker = self._worker
         if worker is not None:
-            self._waiters += 1  # GIL-atomic enough: a miscount only changes the worker's thread count
-            try:
+            with self._waiting():
                 worker.join()
-            finally:
-                self._waiters -= 1
 
     def close(self) -> None:
         """Stop the worker (pending rows stay searched exactly, and are inserted by a later ``save``)."""
