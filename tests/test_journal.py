@@ -36,7 +36,21 @@ def test_lexical_budget_keeps_rare_words(hmem: agentmem.Memory) -> None:
     budgeted = hmem.journal.lexical("common zebra", 5, {}, budget=10)  # "common" has 301 postings
     assert full[0][0] == budgeted[0][0] == ids[-1]
     assert [i for i, _ in budgeted] == [ids[-1]]
+    # the budget counted "common" only to 11 postings; an exact count is taken when asked for
+    assert hmem.journal._df["common"][:1] == (11,)
     assert hmem.journal.doc_freq("common") == 301 and hmem.journal.doc_freq("zebra") == 1
+    assert hmem.journal.doc_freq("common", cap=50) == 50 and hmem.journal.doc_freq("zebra", cap=50) == 1
+    words = ["common", "zebra", "filler", "word", "7", "absent"]
+    uncapped = sorted((hmem.journal.doc_freq(w), w) for w in words)
+    for budget in (0, 1, 2, 300, 302, 1000):  # the same words as taking them rarest first by exact counts
+        total, expected = 0, []
+        for df, w in uncapped:
+            if total + df > budget:
+                break
+            expected.append(w)
+            total += df
+        hmem.journal._df.clear()
+        assert hmem.journal.budget_words(words, budget) == expected
 
 
 def test_an_old_journal_is_rehashed_on_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

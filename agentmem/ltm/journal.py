@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import hashlib
 import json
+import math
 import re
 import sqlite3
 import threading
@@ -101,7 +102,8 @@ class Journal:
         self.path = path
         self.read_only = read_only
         self.lock = threading.RLock()
-        self._df: dict[str, tuple[int, int]] = {}  # word -> (document frequency, max item id then)
+        # word -> (document frequency, max item id then, the cap it was counted to: exact if below)
+        self._df: dict[str, tuple[int, int, float]] = {}
         self._width: int | None = None  # context window width (meta 'context_window'), read once
         self._fts_writes = 0  # full-text rows written by this connection since its last optimize
         self._checkpointer: _Checkpointer | None = None
@@ -327,22 +329,27 @@ class Journal:
                                      s_params + f_params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def doc_freq(self, word: str, n: int | None = None, table: str = "items_fts") -> int:
+    def doc_freq(self, word: str, n: int | None = None, table: str = "items_fts", cap: int | None = None) -> int:
         """How many long-term items (``table="windows_fts"``: windows) contain ``word`` (as the
-        full-text tokenizer sees it); cached, refreshed when the memory has grown by a tenth since
-        (``n``: the current highest item id, if known)."""
+        full-text tokenizer sees it), or ``cap`` if that many or more: counting reads the word's
+        postings, so a common word's exact count is costly (at 1M items, counting the words of 200
+        queries took ~0.75 ms per recall) while a budget only needs to know it is over. Cached,
+        refreshed when the memory has grown by a tenth since (``n``: the current highest item id, if
+        known)."""
         n = self.max_item_id() if n is None else n
         key = word if table == "items_fts" else f"{table}\0{word}"
+        limit = math.inf if cap is None else cap
         cached = self._df.get(key)
-        if cached is not None and n <= cached[1] * 1.1 + 10:
-            return cached[0]
+        if cached is not None and n <= cached[1] * 1.1 + 10 and (cached[0] < cached[2] or limit <= cached[2]):
+            return int(min(cached[0], limit))
         match = fts_query([word])
         with self.lock:
-            df = int(self.conn.execute(f"SELECT count(*) FROM {_fts_table(table)} WHERE {table} MATCH ?",
-                                       (match,)).fetchone()[0])
+            df = int(self.conn.execute(
+                f"SELECT count(*) FROM (SELECT rowid FROM {_fts_table(table)} WHERE {table} MATCH ? LIMIT ?)",
+                (match, -1 if cap is None else cap)).fetchone()[0])
         if len(self._df) > 100_000:
             self._df.clear()
-        self._df[key] = (df, n)
+        self._df[key] = (df, n, limit)
         return df
 
     def fts_stats(self, table: str = "items_fts") -> tuple[int, int]:
@@ -373,7 +380,8 @@ class Journal:
         if budget is None or not words:
             return list(words)
         n = self.max_item_id() if n is None else n
-        dfs = sorted((self.doc_freq(w, n), w) for w in words)
+        # a word with budget + 1 or more postings is never taken: its count need go no further
+        dfs = sorted((self.doc_freq(w, n, cap=budget + 1), w) for w in words)
         chosen, total = [], 0
         for df, w in dfs:  # a word no long-term item has costs nothing, and may match a short-term one
             if total + df > budget:
