@@ -3,8 +3,8 @@
 Vectors live in a growable float32 matrix (exact search with numpy, or torch on CUDA); past
 ``ann_threshold`` rows a FAISS HNSW index is added for approximate search. Row numbers are the FAISS
 ids, so a boolean row mask (alive, in scope, passes filters) becomes a FAISS ``IDSelectorBitmap``.
-Forgotten rows are tombstoned and dropped at the next rebuild. The whole cache is saved as one
-``.npz`` file (no pickle), written to a temporary file and renamed into place.
+Forgotten rows are tombstoned and dropped at the next rebuild. The cache is saved as an ``.npz``
+archive (no pickle), written to a temporary file and renamed into place, and the files it names.
 
 The HNSW index keeps its own copy of the vectors in bfloat16 (half the bytes of float32, so half the
 memory traffic of a graph walk): it only chooses candidates, whose cosines are then computed from the
