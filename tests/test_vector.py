@@ -26,6 +26,8 @@ def test_rows_are_found_while_the_worker_is_still_inserting_them(tmp_path: Path)
         # every row is searchable at once: those HNSW lacks so far are searched exactly
         probe = np.arange(start, start + 2000, 97)
         assert [h[0][0] for h in index.search_batch(vecs[probe], 1)] == (probe + 1).tolist()
+    index.wait()  # counted as blocked on the worker while it waits (the worker then uses every core)
+    assert index._waiters == 0  # and no longer after: a leaked count would keep it on every core
     index.save(tmp_path / "v.npz")  # finishes the insertions first
     assert index._ann.ntotal == 12_000
     index.close()
