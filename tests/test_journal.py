@@ -53,6 +53,26 @@ def test_lexical_budget_keeps_rare_words(hmem: agentmem.Memory) -> None:
         assert hmem.journal.budget_words(words, budget) == expected
 
 
+@pytest.mark.parametrize("sort_here", [4096, 3])
+def test_lexical_ranks_best_first_however_many_match(hmem: agentmem.Memory, monkeypatch: pytest.MonkeyPatch,
+                                                     sort_here: int) -> None:
+    """Few matches are sorted in Python, many by SQLite (3: every query here has more): same ranking,
+    ties in id order, as SQLite's own ORDER BY."""
+    from agentmem.ltm import journal
+
+    monkeypatch.setattr(journal, "SORT_HERE", sort_here)
+    texts = [f"harbour {'boat ' * (n % 4)}tide {n % 7}" for n in range(60)] + ["harbour harbour boat"] * 3
+    hmem.remember_many(texts)
+    hmem.consolidate()
+    for query, k in (("harbour boat", 10), ("tide boat", 5), ("harbour", 100), ("nothing", 3)):
+        got = hmem.journal.lexical(query, k, {})
+        match = fts_query(query_words(query))
+        want = hmem.journal.conn.execute(
+            "SELECT rowid, -bm25(items_fts) AS r FROM items_fts WHERE items_fts MATCH ? ORDER BY r DESC, rowid "
+            "LIMIT ?", (match, k)).fetchall()
+        assert got == want
+
+
 def test_an_old_journal_is_rehashed_on_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Journals written before migration 3 hold 64-character hex hashes; after the upgrade every item
     has the short hash, so an exact duplicate remembered later still merges into the old item."""

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import math
+import operator
 import re
 import sqlite3
 import threading
@@ -410,11 +411,20 @@ class Journal:
         fts = "windows_fts" if windows else "items_fts"
         if s_sql or f_sql:
             sql = (f"SELECT i.id, -bm25({fts}) AS r FROM {fts} JOIN items i ON i.id = {fts}.rowid "
-                   f"WHERE {fts} MATCH ? {s_sql}{f_sql} ORDER BY r DESC LIMIT ?")
+                   f"WHERE {fts} MATCH ? {s_sql}{f_sql}")
         else:  # the whole memory: no join, no row lookup per match
-            sql = f"SELECT rowid, -bm25({fts}) AS r FROM {fts} WHERE {fts} MATCH ? ORDER BY r DESC LIMIT ?"
+            sql = f"SELECT rowid, -bm25({fts}) AS r FROM {fts} WHERE {fts} MATCH ?"
+        params = [match, *s_params, *f_params]
         with self.lock:
-            return self.conn.execute(sql, [match, *s_params, *f_params, k]).fetchall()
+            # Matches are read unsorted and sorted here when there are few (a budget keeps them few):
+            # SQLite's sorter cost more than the sort (10k items, one query: 0.35 -> 0.31 ms, windows
+            # 0.25 -> 0.22). Many matches are left to SQLite, which keeps only the best k.
+            cap = max(4 * k, SORT_HERE)
+            rows = self.conn.execute(f"{sql} LIMIT ?", [*params, cap + 1]).fetchall()
+            if len(rows) > cap:
+                return self.conn.execute(f"{sql} ORDER BY r DESC, 1 LIMIT ?", [*params, k]).fetchall()
+        rows.sort(key=_score, reverse=True)  # stable: equal scores stay in id order
+        return rows[:k]
 
     def same_text_in_ltm(self, items: Sequence[Item]) -> dict[int, int]:
         """For items whose exact text already exists in LTM in the same scope: item id -> that LTM id."""
@@ -651,6 +661,10 @@ def _item(row: tuple[Any, ...]) -> Item:
     meta = row[2]
     return Item(row[0], row[1], {} if meta == "{}" else json.loads(meta), scope, row[6], row[7], row[8], row[9],
                 row[10])
+
+
+_score = operator.itemgetter(1)
+SORT_HERE = 4096  # full-text matches up to which lexical() sorts them itself (see there)
 
 
 def _chunks(seq: list[Any], n: int) -> Iterator[list[Any]]:

@@ -478,7 +478,8 @@ class VectorIndex:
         return self._vecs[: self.n] @ q
 
     def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
-        part = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
+        part = np.argpartition(scores, len(scores) - k)[len(scores) - k:] if len(scores) > k else \
+            np.arange(len(scores))
         order = part[np.argsort(-scores[part], kind="stable")]
         return [(int(self._ids[rows[j]]), float(scores[j])) for j in order]
 
