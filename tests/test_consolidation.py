@@ -59,3 +59,29 @@ def test_near_duplicates_merge_across_batches(tmp_path, batch_size: int) -> None
         assert merged == {ids[1]: ids[0], ids[4]: ids[2]}  # 571 is a different room: kept apart
         assert sorted(i for i, _ in mem.vector.search(a / np.linalg.norm(a), 10)) == [ids[0], ids[2], ids[3]]
         assert report is not None
+
+
+def test_a_failed_commit_leaves_nothing_in_the_vector_cache(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Promoted rows enter the vector cache before the journal commits (so HNSW insertion overlaps
+    the commit); when the commit fails they are taken out again, and a later consolidation works."""
+    from agentmem.ltm.journal import Journal
+
+    with Memory(tmp_path / "m", embedder="hash") as mem:
+        ids = mem.remember_many([f"note number {n} about topic {n * 7}" for n in range(20)])
+        real = Journal.apply_consolidation
+
+        def failing(self: Journal, *args: object, **kwargs: object) -> object:
+            raise OSError("disk full")
+
+        monkeypatch.setattr(Journal, "apply_consolidation", failing)
+        with pytest.raises(OSError, match="disk full"):
+            mem.consolidate()
+        assert not any(i in mem.vector for i in ids) and len(mem.vector) == 0
+        assert len(mem.stm) == 20 and mem.journal.counts()["ltm"] == 0
+        assert [h.id for h in mem.recall("note number 3 about topic 21", k=1)] == [ids[3]]  # from STM
+        monkeypatch.setattr(Journal, "apply_consolidation", real)
+        report = mem.consolidate()
+        assert sorted(report.promoted) == ids and all(i in mem.vector for i in ids) and len(mem.vector) == 20
+        assert mem.vector.search(mem.vector.vectors_of([ids[5]])[0], 1)[0][0] == ids[5]
+    with Memory(tmp_path / "m", embedder="hash") as mem:  # the saved cache agrees with the journal
+        assert len(mem.vector) == 20 and not mem.notices
