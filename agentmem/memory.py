@@ -35,6 +35,7 @@ from agentmem.types import Fact, Hit, Item, Source
 log = logging.getLogger("agentmem")
 JOURNAL_FILE = "journal.sqlite3"
 VECTOR_FILE = "vectors.npz"
+SAVE_EVERY = 50_000  # rows consolidated between saves of the vector cache during long ingests
 
 
 class Memory:
@@ -257,6 +258,9 @@ class Memory:
         scope_ = validate.scope(scope)
         vecs = None if embeddings is None else validate.vectors(embeddings, n, self.dim)
         bar = _progress(n, progress, "remember")
+        if n >= batch_size:
+            with self._lock:
+                self.vector.reserve(n)  # room for every row this call may consolidate
         ids: list[int] = []
         for start in range(0, n, batch_size):
             end = min(n, start + batch_size)
@@ -336,8 +340,9 @@ class Memory:
             self.graph.relink(dup.id, canonical)
         self.graph.add_rows(fact_rows)
         self.stm.remove([i.id for i in promote] + [d.id for d, _, _ in merges])
-        if self._unsaved >= 50_000:
-            self.save_index()
+        if self._unsaved >= SAVE_EVERY:  # bounds the rows a crash leaves to add back from the journal
+            self.vector.save(self.path / VECTOR_FILE, background=True)
+            self._unsaved = 0
 
     def _apply_forget_policy(self) -> list[int]:
         limit = self.config.ltm_max_items

@@ -288,3 +288,135 @@ def test_the_rows_file_is_only_appended_to_and_read_up_to_the_archives_count(tmp
     new_rows.unlink()
     with pytest.raises(ValueError, match="missing"):
         VectorIndex.load(path, 8)
+
+
+def test_a_background_save_holds_the_rows_hnsw_had_and_loads_whole(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``save(background=True)`` fixes the rows HNSW holds at the call and writes them on a saver
+    thread while adds go on; the next save waits for it; the archive loads with exact rows."""
+    import threading
+
+    import agentmem.ltm.vector as vector
+
+    vecs = unit(np.random.default_rng(21), 9000, 16)
+    ids = np.arange(1, 9001, dtype=np.int64)
+    path = tmp_path / "vectors.npz"
+    index = VectorIndex(16, ann_threshold=1000)
+    index.add(ids[:4000], vecs[:4000], [{"user": "u"}] * 4000)
+    index.wait()
+    release = threading.Event()
+    real_fsync = vector.os.fsync
+
+    def slow_fsync(fd: int) -> None:  # hold the saver at its first sync until the test lets it go
+        if threading.current_thread().name == "agentmem-save":
+            release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(vector.os, "fsync", slow_fsync)
+    index.save(path, background=True)  # returns at once: the saver waits at its first sync
+    assert not path.exists() and index._saver is not None and index._saver.is_alive()
+    index.add(ids[4000:6000], vecs[4000:6000], [{"user": "u"}] * 2000)  # adds go on meanwhile
+    assert index.search(vecs[5999], 1)[0][0] == 6000
+    release.set()
+    index._join_saver()
+    saved = VectorIndex.load(path, 16, ann_threshold=1000)
+    assert saved.n == 4000 and saved._ann.ntotal == 4000  # the rows HNSW held at the call
+    assert np.array_equal(saved.vectors_of(ids[:4000].tolist()), vecs[:4000])
+    index.add(ids[6000:], vecs[6000:], [{"user": "u"}] * 3000)
+    index.save(path)  # a plain save: every row, the rows file appended to
+    assert len(list(tmp_path.glob("*.f32"))) == 1 and len(list(tmp_path.glob("*.hnsw"))) == 1
+    index.close()
+    loaded = VectorIndex.load(path, 16, ann_threshold=1000)
+    assert loaded.n == 9000 and np.array_equal(loaded.vectors_of(ids.tolist()), vecs)
+    assert loaded.search(vecs[8999], 1)[0][0] == 9000
+
+
+def test_a_failed_background_save_leaves_the_old_archive_and_is_redone(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    import agentmem.ltm.vector as vector
+
+    vecs = unit(np.random.default_rng(22), 3000, 16)
+    ids = np.arange(1, 3001, dtype=np.int64)
+    path = tmp_path / "vectors.npz"
+    index = VectorIndex(16, ann_threshold=1000)
+    index.add(ids[:1500], vecs[:1500], [{}] * 1500)
+    index.save(path)
+    index.add(ids[1500:], vecs[1500:], [{}] * 1500)
+    index.wait()
+    real_replace = vector.os.replace
+
+    def no_space(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(vector.os, "replace", no_space)
+    with caplog.at_level("WARNING", logger="agentmem"):
+        index.save(path, background=True)
+        index._join_saver()
+    assert "background save of the vector cache" in caplog.text and "No space left" in caplog.text
+    assert VectorIndex.load(path, 16, ann_threshold=1000).n == 1500  # the old archive, whole
+    assert len(list(tmp_path.glob("*.hnsw"))) == 1  # the failed save's graph file was removed
+    monkeypatch.setattr(vector.os, "replace", real_replace)
+    index.save(path)
+    index.close()
+    assert VectorIndex.load(path, 16, ann_threshold=1000).n == 3000
+    assert len(list(tmp_path.glob("*.f32"))) == 1 and len(list(tmp_path.glob("*.hnsw"))) == 1
+
+
+def test_a_compaction_during_a_background_save_starts_a_new_rows_file(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import agentmem.ltm.vector as vector
+
+    vecs = unit(np.random.default_rng(23), 4000, 16)
+    ids = np.arange(1, 4001, dtype=np.int64)
+    path = tmp_path / "vectors.npz"
+    index = VectorIndex(16, ann_threshold=1000)
+    index.add(ids[:3000], vecs[:3000], [{}] * 3000)
+    index.wait()
+    release = threading.Event()
+    real_fsync = vector.os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        if threading.current_thread().name == "agentmem-save":
+            release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(vector.os, "fsync", slow_fsync)
+    index.save(path, background=True)
+    index.remove(list(range(1, 2001)))  # past a fifth dead: compacted, rows renumbered
+    assert index.dead == 0 and index.n == 1000
+    release.set()
+    index._join_saver()
+    assert index._vec_file is None  # the finished save was of the old numbering: not continued
+    index.add(ids[3000:], vecs[3000:], [{}] * 1000)
+    index.save(path)
+    index.close()
+    loaded = VectorIndex.load(path, 16, ann_threshold=1000)
+    assert loaded.n == 2000 and np.array_equal(loaded.vectors_of(ids[2000:].tolist()), vecs[2000:])
+    assert len(list(tmp_path.glob("*.f32"))) == 1
+
+
+def test_a_memory_saves_its_cache_in_the_background_while_ingesting(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Periodic saves during a long ``remember_many`` run on the saver thread; the archive a reader
+    finds meanwhile loads, and after close everything reopens without repairs."""
+    import agentmem.memory as memory
+
+    monkeypatch.setattr(memory, "SAVE_EVERY", 1000)
+    vecs = unit(np.random.default_rng(24), 6000, 16)
+    texts = [f"entry {i} of the ledger, line {i * 13 % 997}" for i in range(6000)]
+    with memory.Memory(tmp_path / "m", embedder="hash", ann_threshold=1500) as mem:
+        saves = []
+        real = mem.vector.save
+        monkeypatch.setattr(mem.vector, "save", lambda path, background=False: (saves.append(background),
+                                                                                 real(path, background)))
+        ids = mem.remember_many(texts, embeddings=np.pad(vecs, ((0, 0), (0, mem.dim - 16))), batch_size=500)
+        assert saves.count(True) >= 4
+        mem.vector._join_saver()
+        during = VectorIndex.load(tmp_path / "m" / memory.VECTOR_FILE, mem.dim)
+        assert 0 < during.n <= len(mem.vector)
+    with memory.Memory(tmp_path / "m", embedder="hash") as mem:
+        assert not mem.notices and len(mem.vector) == mem.journal.counts()["ltm"] == len(set(ids))
+        assert mem.recall("entry 4321 of the ledger", k=1)[0].id == ids[4321]

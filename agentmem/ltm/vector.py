@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -43,6 +44,7 @@ from agentmem.threads import cores, faiss_threads
 from agentmem.types import SCOPE_KEYS
 
 FORMAT = 2  # 2: float32 rows in an append-only file, HNSW file without its vectors; 1 is still read
+log = logging.getLogger("agentmem")
 ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an exactly-searched tail
 ANN_CHUNK = 128  # rows inserted per lock hold on the background thread (a search waits at most that)
 MAX_BACKLOG = 2 * ANN_BATCH  # an add waits while more rows than this await the worker (they are searched
@@ -110,6 +112,8 @@ class VectorIndex:
         self._worker_lock = threading.Lock()  # starting / retiring the worker
         self._worker: threading.Thread | None = None
         self._closing = False
+        self._saver: threading.Thread | None = None  # a background save finishing its files
+        self._generation = 0  # bumped when rows are renumbered (compaction): a save in flight is stale
 
     # --- writes --------------------------------------------------------------------------------
 
@@ -139,6 +143,12 @@ class VectorIndex:
         if -1 in rows:
             out[np.asarray(rows) < 0] = 0.0
         return out
+
+    def reserve(self, extra: int) -> None:
+        """Make room for ``extra`` more rows at once, so that adding them copies nothing (untouched
+        room is virtual memory only). Growing by half each time it filled copied every row again and
+        again: ~3% of a 1M-item ingest."""
+        self._grow(extra)
 
     def _grow(self, extra: int) -> None:
         need = self.n + extra
@@ -275,9 +285,11 @@ class VectorIndex:
                 worker.join()
 
     def close(self) -> None:
-        """Stop the worker (pending rows stay searched exactly, and are inserted by a later ``save``)."""
+        """Stop the worker (pending rows stay searched exactly, and are inserted by a later ``save``)
+        and let a background save finish."""
         self._closing = True
         self.wait()
+        self._join_saver()
 
     def remove(self, ids: list[int]) -> None:
         for item_id in ids:
@@ -299,6 +311,7 @@ class VectorIndex:
         times = self._times[: self.n][keep]
         self.n, self.dead, self._ann, self._gpu, self._sample = 0, 0, None, None, None
         self._vec_file, self._vec_saved, self._vec_crc = None, 0, 0  # rows renumbered: a new file next save
+        self._generation += 1
         self._vecs, self._ids = np.zeros((0, self.dim), np.float32), np.zeros(0, np.int64)
         self._alive, self._codes = np.zeros(0, bool), np.zeros((0, len(SCOPE_KEYS)), np.int32)
         self._times = np.zeros(0, np.float64)
@@ -563,60 +576,109 @@ class VectorIndex:
 
     # --- persistence ---------------------------------------------------------------------------
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, background: bool = False) -> None:
         """Write the cache atomically. Rows not saved yet are appended to the rows file
         (``<name>.<random>.f32``; a new one after a compaction) and the HNSW graph goes to a new file
         of its own (``<name>.<random>.hnsw``), both synced first; the archive at ``path`` names them
         and their row count, and replaces the old archive in one rename (temp file, fsync, rename);
         then files no archive names are deleted. A crash at any point leaves the old archive with its
-        files intact (appended rows past its count are never read) or the new one."""
+        files intact (appended rows past its count are never read) or the new one.
+
+        ``background=True`` (the periodic saves of a long ingest) saves the rows the HNSW index holds
+        at the call: the graph is written (not synced) and the small arrays copied under the index
+        lock, and a saver thread appends the rows, syncs and renames meanwhile, so neither the writer
+        nor the HNSW worker waits for the disk. Saves run one at a time (a save waits for the one in
+        flight); a background save that fails is logged and leaves the old archive, and the next save
+        writes everything again. In a 1M-item ingest the periodic saves had the writer and the worker
+        wait ~9% of the time; in the background, 4,994 -> 5,049 items/s (one run each)."""
+        self._join_saver()
+        if background and not self._deferred:
+            with self._ann_lock:
+                snap = self._snapshot(path, self._ann.ntotal if self._ann is not None else self.n)
+            self._saver = threading.Thread(target=self._finish_in_background, args=(path, snap),
+                                           name="agentmem-save", daemon=True)
+            self._saver.start()
+            return
         with self._ann_lock:
             self._deferred = False
             self._index_pending()
-            self._save(path)
+            self._finish(path, self._snapshot(path, self.n))
 
-    def _save(self, path: Path) -> None:
+    def _join_saver(self) -> None:
+        saver = self._saver
+        if saver is not None:
+            saver.join()
+            self._saver = None
+
+    def _snapshot(self, path: Path, n: int) -> dict[str, Any]:
+        """What a save of rows [0, n) writes, fixed now (caller holds ``_ann_lock``): copies of the
+        per-row arrays, the rows matrix itself (rows below ``self.n`` never change; a compaction
+        replaces the matrix and bumps the generation), and the HNSW graph written to a new file."""
         import faiss
 
-        tmp = path.with_name(path.name + ".tmp")
-        meta: dict[str, Any] = {"format": FORMAT, "dim": self.dim, "n": self.n, "dead": self.dead,
-                                "interned": self._interned}
-        meta["vec_file"], meta["vec_crc32"] = self._append_rows(path)
+        snap: dict[str, Any] = {
+            "n": n, "generation": self._generation, "vecs": self._vecs,
+            "ids": self._ids[:n].copy(), "alive": self._alive[:n].copy(), "codes": self._codes[:n].copy(),
+            "times": self._times[:n].copy(), "interned": [dict(t) for t in self._interned],
+            "rows_file": (self._vec_file, self._vec_saved, self._vec_crc), "ann_file": None,
+        }
         if self._ann is not None:
             ann_file = path.with_name(f"{path.stem}.{uuid.uuid4().hex[:12]}.hnsw")
             # the graph alone: its vectors are the archive's rows, encoded again on load
             faiss.write_index(self._ann, str(ann_file), faiss.IO_FLAG_SKIP_STORAGE)  # type: ignore[call-overload]
-            with open(ann_file, "rb+") as fh:
+            snap["ann_file"] = ann_file
+        return snap
+
+    def _finish_in_background(self, path: Path, snap: dict[str, Any]) -> None:
+        try:
+            self._finish(path, snap)
+        except Exception as exc:  # the archive on disk is the old one, whole; the next save retries
+            log.warning("background save of the vector cache %s failed (%s); the next save writes it again",
+                        path, exc)
+            if snap["ann_file"] is not None:
+                snap["ann_file"].unlink(missing_ok=True)
+
+    def _finish(self, path: Path, snap: dict[str, Any]) -> None:
+        """Write a snapshot's files, sync them, and rename its archive into place."""
+        n = snap["n"]
+        tmp = path.with_name(path.name + ".tmp")
+        meta: dict[str, Any] = {"format": FORMAT, "dim": self.dim, "n": n, "dead": int(n - snap["alive"].sum()),
+                                "interned": snap["interned"]}
+        meta["vec_file"], meta["vec_crc32"] = self._append_rows(path, snap["vecs"], n, *snap["rows_file"])
+        if snap["ann_file"] is not None:
+            with open(snap["ann_file"], "rb+") as fh:
                 os.fsync(fh.fileno())
-            meta["ann_file"] = ann_file.name
+            meta["ann_file"] = snap["ann_file"].name
         arrays: dict[str, np.ndarray] = {
             "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-            "ids": self._ids[: self.n], "alive": self._alive[: self.n], "codes": self._codes[: self.n],
-            "times": self._times[: self.n],
+            "ids": snap["ids"], "alive": snap["alive"], "codes": snap["codes"], "times": snap["times"],
         }
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]  # the stub mistypes **kwds
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        self._vec_file, self._vec_saved, self._vec_crc = meta["vec_file"], self.n, meta["vec_crc32"]
+        with self._ann_lock:
+            if snap["generation"] == self._generation:
+                self._vec_file, self._vec_saved, self._vec_crc = meta["vec_file"], n, meta["vec_crc32"]
         for old in [*path.parent.glob(f"{path.stem}.*.hnsw"), *path.parent.glob(f"{path.stem}.*.f32")]:
             if old.name not in (meta.get("ann_file"), meta["vec_file"]):
                 old.unlink(missing_ok=True)
 
-    def _append_rows(self, path: Path) -> tuple[str, int]:
-        """Write rows [_vec_saved, n) to the rows file and sync it; (its name, CRC-32 of its n rows).
-        The file the last save named gets the new rows after its saved ones (cutting off any a crashed
-        save left there); with none (first save, a compaction, a file gone), a new file gets every row."""
-        name, start, crc = self._vec_file, self._vec_saved, self._vec_crc
-        if name is None or start > self.n or not path.with_name(name).is_file():
+    def _append_rows(self, path: Path, vecs: np.ndarray, n: int, name: str | None, start: int,
+                     crc: int) -> tuple[str, int]:
+        """Write rows [start, n) of ``vecs`` to the rows file ``name``, which holds ``start`` saved rows
+        with CRC-32 ``crc``, and sync it; return (its name, CRC-32 of its n rows). New rows go after the
+        saved ones (cutting off any a crashed save left there); with no file (first save, a compaction,
+        a file gone), a new file gets every row."""
+        if name is None or start > n or not path.with_name(name).is_file():
             name, start, crc = f"{path.stem}.{uuid.uuid4().hex[:12]}.f32", 0, 0
         row_bytes = self.dim * 4
         with open(path.with_name(name), "r+b" if start else "wb") as fh:
             fh.truncate(start * row_bytes)
             fh.seek(start * row_bytes)
-            if self.n > start:
-                block = self._vecs[start: self.n].data  # whole rows: contiguous
+            if n > start:
+                block = vecs[start:n].data  # whole rows: contiguous
                 fh.write(block)
                 crc = zlib.crc32(block, crc)
             fh.flush()
