@@ -341,8 +341,8 @@ class Memory:
         self.graph.add_rows(fact_rows)
         self.stm.remove([i.id for i in promote] + [d.id for d, _, _ in merges])
         if self._unsaved >= SAVE_EVERY:  # bounds the rows a crash leaves to add back from the journal
-            self.vector.save(self.path / VECTOR_FILE, background=True)
-            self._unsaved = 0
+            saved = self.vector.save(self.path / VECTOR_FILE, background=True)
+            self._unsaved = self.vector.n - saved  # rows HNSW did not hold yet: close saves them
 
     def _apply_forget_policy(self) -> list[int]:
         limit = self.config.ltm_max_items

@@ -411,7 +411,7 @@ def test_a_memory_saves_its_cache_in_the_background_while_ingesting(tmp_path: Pa
         saves = []
         real = mem.vector.save
         monkeypatch.setattr(mem.vector, "save", lambda path, background=False: (saves.append(background),
-                                                                                 real(path, background)))
+                                                                                 real(path, background))[1])
         ids = mem.remember_many(texts, embeddings=np.pad(vecs, ((0, 0), (0, mem.dim - 16))), batch_size=500)
         assert saves.count(True) >= 4
         mem.vector._join_saver()
