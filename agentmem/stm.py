@@ -40,6 +40,10 @@ class ShortTermMemory:
         self.dim, self.max_items, self.max_bytes = dim, max_items, max_bytes
         self.device = device()
         self._emb = torch.zeros((max(1, max_items), dim), dtype=torch.float32, device=self.device)  # rows [0, n)
+        # On the CPU the same memory as a numpy array, used for every operation: one remember() runs
+        # right after the embedder, when torch's dispatch is cold (an add took ~70 us through torch,
+        # ~5 us when warm; through numpy a few us either way).
+        self._np: np.ndarray | None = self._emb.numpy() if self.device.type == "cpu" else None
         self._entries: list[STMEntry] = []
         self._pos: dict[int, int] = {}
         self.nbytes = 0
@@ -72,8 +76,12 @@ class ShortTermMemory:
             grown = torch.zeros((max(2 * len(self._emb), n + k), self.dim), dtype=torch.float32, device=self.device)
             grown[:n] = self._emb[:n]
             self._emb = grown
-        new = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32).reshape(k, self.dim))
-        self._emb[n:n + k] = new.to(self.device)
+            self._np = grown.numpy() if self._np is not None else None
+        rows = np.asarray(embeddings, dtype=np.float32).reshape(k, self.dim)
+        if self._np is not None:
+            self._np[n:n + k] = rows
+        else:
+            self._emb[n:n + k] = torch.from_numpy(np.ascontiguousarray(rows)).to(self.device)
         for j, item in enumerate(items):
             acts = (activations[j] if activations else None) or {}
             if acts:
@@ -101,8 +109,9 @@ class ShortTermMemory:
     def embeddings(self) -> np.ndarray:
         """(len(self), dim) float32, rows in insertion order: a copy (``remove`` compacts the buffer
         in place, so a view would change under its holder)."""
-        rows = self._emb[: len(self._entries)].detach()
-        return (rows.clone() if rows.device.type == "cpu" else rows.cpu()).numpy()
+        if self._np is not None:
+            return self._np[: len(self._entries)].copy()
+        return self._emb[: len(self._entries)].detach().cpu().numpy()
 
     def remove(self, ids: set[int] | list[int]) -> list[STMEntry]:
         """Remove items; return their entries."""
@@ -112,7 +121,10 @@ class ShortTermMemory:
         keep = [j for j, e in enumerate(self._entries) if e.item.id not in gone]
         removed = [e for e in self._entries if e.item.id in gone]
         if keep:
-            self._emb[: len(keep)] = self._emb[keep]
+            if self._np is not None:
+                self._np[: len(keep)] = self._np[keep]
+            else:
+                self._emb[: len(keep)] = self._emb[keep]
         self._entries = [self._entries[j] for j in keep]
         self._pos = {e.item.id: j for j, e in enumerate(self._entries)}
         self.nbytes -= sum(e.nbytes for e in removed)
@@ -126,8 +138,11 @@ class ShortTermMemory:
 
         if not self._entries:
             return []
-        q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).to(self.device)
-        scores = (self._emb[: len(self._entries)] @ q).cpu().numpy()  # (n,)
+        if self._np is not None:
+            scores = self._np[: len(self._entries)] @ np.asarray(query, dtype=np.float32)  # (n,)
+        else:
+            q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).to(self.device)
+            scores = (self._emb[: len(self._entries)] @ q).cpu().numpy()
         rows = [j for j, e in enumerate(self._entries) if keep is None or keep(e.item)]
         rows.sort(key=lambda j: -scores[j])
         return [(self._entries[j].item.id, float(scores[j])) for j in rows[:k]]
