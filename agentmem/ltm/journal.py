@@ -33,6 +33,8 @@ from agentmem.types import SCOPE_KEYS, Fact, Item, scope_key
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 ITEM_COLUMNS = "id, text, metadata, user, agent, session, created_at, event_time, tier, count, importance"
+INSERT_ITEM = ("INSERT INTO items (id, text, metadata, user, agent, session, created_at, event_time, content_hash, "
+               "embedding, importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def scope_clause(scope: dict[str, str], prefix: str = "") -> tuple[str, list[Any]]:
@@ -109,6 +111,7 @@ class Journal:
         self._fts_writes = 0  # full-text rows written by this connection since its last optimize
         self._checkpointer: _Checkpointer | None = None
         self._commits = 0
+        self._next_id: int | None = None  # the id the next inserted item gets (this is the one writer)
         self._wal = path.with_name(path.name + "-wal")
         uri = f"file:{quote(str(path))}" + ("?mode=ro" if read_only else "")  # quoted: '?' and '#' are data
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
@@ -172,9 +175,12 @@ class Journal:
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
-            self._commits += 1
-            if self._checkpointer is not None and self._commits % 4 == 0:
-                self._maybe_checkpoint()
+            self._committed()
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._checkpointer is not None and self._commits % 4 == 0:
+            self._maybe_checkpoint()
 
     def _maybe_checkpoint(self) -> None:
         """Past WAL_CHECKPOINT_BYTES of log, ask the checkpointer thread; if the log still grew to
@@ -229,20 +235,26 @@ class Journal:
         embedding (float32 array)) in one transaction, in the STM tier; return their new ids in order.
         They are indexed for full-text search when consolidation moves them to LTM
         (:meth:`apply_consolidation`; until then :mod:`agentmem.lexicon` scores them in memory)."""
-        with self.tx() as c:
-            # ids assigned here, under the write lock (BEGIN IMMEDIATE), so the rows go in with one
-            # executemany; AUTOINCREMENT's counter (never reusing a forgotten id) moves with them
-            row = c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'items'").fetchone()
-            first = max(int(row[0]) if row else 0,
-                        int(c.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])) + 1
+        with self.lock:
+            # ids assigned here, so the rows go in with one executemany; AUTOINCREMENT's counter
+            # (never reusing a forgotten id) moves with them. The writer lock makes this connection
+            # the only one inserting: the next id is read once, then counted here.
+            if self._next_id is None:
+                row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'items'").fetchone()
+                self._next_id = max(int(row[0]) if row else 0, self.max_item_id()) + 1
+            first = self._next_id
             ids = list(range(first, first + len(rows)))
-            c.executemany(
-                "INSERT INTO items (id, text, metadata, user, agent, session, created_at, event_time, "
-                "content_hash, embedding, importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(i, r["text"], r["metadata"], r["scope"].get("user"), r["scope"].get("agent"),
-                  r["scope"].get("session"), r["created_at"], r["event_time"], r["content_hash"],
-                  np.ascontiguousarray(r["embedding"], dtype=np.float32).tobytes(), UNSCORED)
-                 for i, r in zip(ids, rows, strict=True)])
+            values = [(i, r["text"], r["metadata"], r["scope"].get("user"), r["scope"].get("agent"),
+                       r["scope"].get("session"), r["created_at"], r["event_time"], r["content_hash"],
+                       np.ascontiguousarray(r["embedding"], dtype=np.float32).tobytes(), UNSCORED)
+                      for i, r in zip(ids, rows, strict=True)]
+            if len(values) == 1:  # one statement is its own transaction: no BEGIN and COMMIT to run
+                self.conn.execute(INSERT_ITEM, values[0])
+                self._committed()
+            else:
+                with self.tx() as c:
+                    c.executemany(INSERT_ITEM, values)
+            self._next_id = first + len(rows)
         return ids
 
     def maybe_optimize(self, min_writes: int = 20_000, share: float = 0.2) -> bool:
