@@ -293,8 +293,10 @@ class Memory:
 
     def flush(self) -> None:
         """Wait for background work to finish: HNSW insertion of the rows consolidated so far (they
-        are searchable before it, exactly). Writes are durable without it."""
+        are searchable before it, exactly) and a save of the vector cache in flight. Writes are
+        durable without it."""
         self.vector.wait()
+        self.vector.wait_saved()
 
     def consolidate(self) -> ConsolidationReport:
         """Move everything in STM into long-term memory now (dedup, score, facts)."""

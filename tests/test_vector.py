@@ -318,7 +318,7 @@ def test_a_background_save_holds_the_rows_hnsw_had_and_loads_whole(tmp_path: Pat
     index.add(ids[4000:6000], vecs[4000:6000], [{"user": "u"}] * 2000)  # adds go on meanwhile
     assert index.search(vecs[5999], 1)[0][0] == 6000
     release.set()
-    index._join_saver()
+    index.wait_saved()
     saved = VectorIndex.load(path, 16, ann_threshold=1000)
     assert saved.n == 4000 and saved._ann.ntotal == 4000  # the rows HNSW held at the call
     assert np.array_equal(saved.vectors_of(ids[:4000].tolist()), vecs[:4000])
@@ -352,7 +352,7 @@ def test_a_failed_background_save_leaves_the_old_archive_and_is_redone(tmp_path:
     monkeypatch.setattr(vector.os, "replace", no_space)
     with caplog.at_level("WARNING", logger="agentmem"):
         index.save(path, background=True)
-        index._join_saver()
+        index.wait_saved()
     assert "background save of the vector cache" in caplog.text and "No space left" in caplog.text
     assert VectorIndex.load(path, 16, ann_threshold=1000).n == 1500  # the old archive, whole
     assert len(list(tmp_path.glob("*.hnsw"))) == 1  # the failed save's graph file was removed
@@ -388,7 +388,7 @@ def test_a_compaction_during_a_background_save_starts_a_new_rows_file(tmp_path: 
     index.remove(list(range(1, 2001)))  # past a fifth dead: compacted, rows renumbered
     assert index.dead == 0 and index.n == 1000
     release.set()
-    index._join_saver()
+    index.wait_saved()
     assert index._vec_file is None  # the finished save was of the old numbering: not continued
     index.add(ids[3000:], vecs[3000:], [{}] * 1000)
     index.save(path)
@@ -414,7 +414,8 @@ def test_a_memory_saves_its_cache_in_the_background_while_ingesting(tmp_path: Pa
                                                                                  real(path, background))[1])
         ids = mem.remember_many(texts, embeddings=np.pad(vecs, ((0, 0), (0, mem.dim - 16))), batch_size=500)
         assert saves.count(True) >= 4
-        mem.vector._join_saver()
+        mem.flush()  # the save in flight too
+        assert mem.vector._saver is None
         during = VectorIndex.load(tmp_path / "m" / memory.VECTOR_FILE, mem.dim)
         assert 0 < during.n <= len(mem.vector)
     with memory.Memory(tmp_path / "m", embedder="hash") as mem:
