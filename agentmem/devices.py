@@ -23,6 +23,7 @@ def device() -> Any:
     return torch.device("cpu")
 
 
+@functools.cache
 def has_cuda() -> bool:
-    """True when a CUDA device is usable (imports torch)."""
+    """True when a CUDA device is usable (imports torch); asked on every exact search, so kept."""
     return str(device()).startswith("cuda")

