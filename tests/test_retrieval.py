@@ -235,3 +235,19 @@ def test_score_sample_covers_the_scope_or_spreads_over_it() -> None:
     assert np.allclose(np.sort(index.sample_scores(q, mask, 1000)), np.sort(vecs[1::2] @ q))
     sample = index.sample_scores(q, None, 50)
     assert np.allclose(sample, vecs[::10] @ q)  # large: an even spread, every 10th row here
+
+
+def test_fusing_many_candidates_at_once_gives_the_same_floats_as_one_by_one() -> None:
+    from agentmem.retrieval import Evidence, _Fuser
+
+    rng = np.random.default_rng(5)
+    lists = [Evidence("vector", 1.0, {i: float(rng.normal()) for i in range(0, 300, 2)}, 0.1, 0.7, -0.2),
+             Evidence("lexical", 0.6, {i: float(rng.exponential()) for i in range(0, 300, 3)}, 0.05, 0.4, 0.0),
+             Evidence("time", 0.0, {1: 5.0}),  # weight 0: no term
+             Evidence("context", 0.3, {}, 0.0, 1.0, 0.0)]
+    ranked = [("graph", [5, 7, 5, 11]), ("other", [7, 400])]
+    fuse = _Fuser(lists, ranked, 60, 0.5)
+    ids = list(range(-3, 420))
+    many = fuse.many(ids)
+    assert list(many) == ids and all(many[i] == fuse(i) for i in ids)  # exactly equal, not close
+    assert fuse.many([]) == {}
