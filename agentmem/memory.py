@@ -292,11 +292,14 @@ class Memory:
         return vecs
 
     def flush(self) -> None:
-        """Wait for background work to finish: HNSW insertion of the rows consolidated so far (they
-        are searchable before it, exactly) and a save of the vector cache in flight. Writes are
-        durable without it."""
+        """Finish background work: HNSW insertion of the rows consolidated so far (they are
+        searchable before it, exactly), a save of the vector cache in flight, and the journal's
+        write-ahead log (checkpointed into the database and emptied). Writes are durable without it."""
+        self._check_open()
         self.vector.wait()
         self.vector.wait_saved()
+        with self._lock:
+            self.journal.checkpoint()
 
     def consolidate(self) -> ConsolidationReport:
         """Move everything in STM into long-term memory now (dedup, score, facts)."""

@@ -137,3 +137,13 @@ def test_the_log_is_checkpointed_in_the_background_and_bounded(tmp_path: Path, m
     again = Journal(path, read_only=True)
     assert again.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 800
     again.close()
+
+
+def test_flush_empties_the_write_ahead_log(hmem: agentmem.Memory) -> None:
+    wal = hmem.path / "journal.sqlite3-wal"
+    hmem.remember_many([f"line {n} of the harbour log" for n in range(3000)])
+    assert wal.stat().st_size > 0
+    hmem.flush()
+    assert wal.stat().st_size == 0  # copied into the database; the next write starts a new log
+    hmem.remember("after the flush")
+    assert [h.text for h in hmem.recall("after the flush", k=1)] == ["after the flush"]
