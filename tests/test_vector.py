@@ -421,3 +421,27 @@ def test_a_memory_saves_its_cache_in_the_background_while_ingesting(tmp_path: Pa
     with memory.Memory(tmp_path / "m", embedder="hash") as mem:
         assert not mem.notices and len(mem.vector) == mem.journal.counts()["ltm"] == len(set(ids))
         assert mem.recall("entry 4321 of the ledger", k=1)[0].id == ids[4321]
+
+
+def test_a_small_k_search_keeps_the_best_exact_cosines_of_a_wider_candidate_set() -> None:
+    """The HNSW index ranks by bfloat16 scores; a search for k < RESCORE takes RESCORE candidates and
+    keeps the k with the highest exact cosines, so its answer is the head of a wider search's."""
+    from agentmem.ltm.vector import RESCORE
+
+    rng = np.random.default_rng(31)
+    base = unit(rng, 3000, 24)
+    near = unit(rng, 1, 24)[0]
+    vecs = np.concatenate([base, unit(rng, 200, 24) * 0.05 + near])  # a tight cluster: close neighbours
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = VectorIndex(24, ann_threshold=1000, background=False)
+    index.add(np.arange(1, len(vecs) + 1), vecs, [{}] * len(vecs))
+    assert index.has_ann
+    for k in (1, 5, 10):
+        small, wide = index.search(near, k), index.search(near, RESCORE)
+        assert small == wide[:k]
+        assert [s for _, s in small] == sorted((s for _, s in small), reverse=True)
+        assert np.allclose([s for _, s in small], vecs[[i - 1 for i, _ in small]] @ near, atol=1e-6)
+    batch = index._search_ann_batch(np.stack([near, vecs[7]]), 5, None, None)  # the batched HNSW path
+    single = index.search(near, 5)
+    assert [i for i, _ in batch[0]] == [i for i, _ in single] and batch[1][0][0] == 8
+    assert np.allclose([s for _, s in batch[0]], [s for _, s in single], atol=1e-6)

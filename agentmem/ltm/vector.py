@@ -46,6 +46,9 @@ from agentmem.types import SCOPE_KEYS
 FORMAT = 2  # 2: float32 rows in an append-only file, HNSW file without its vectors; 1 is still read
 log = logging.getLogger("agentmem")
 ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an exactly-searched tail
+# A search for fewer than this many rows takes this many candidates from HNSW and keeps the k with the
+# highest exact cosines: the index ranks by bfloat16 scores, which misorder close neighbours.
+RESCORE = 40
 ANN_CHUNK = 128  # rows inserted per lock hold on the background thread (a search waits at most that)
 MAX_BACKLOG = 2 * ANN_BATCH  # an add waits while more rows than this await the worker (they are searched
 # exactly by every near-duplicate check: 8,192 rather than 2,048 cost 100k given vectors 4,520 -> 4,355 items/s)
@@ -501,7 +504,8 @@ class VectorIndex:
         if mask is None and self.dead == 0 and self._ann.ntotal >= self.n:  # the common case, lean
             import faiss
 
-            ef = max(self.ef_search, k)
+            want = max(k, RESCORE)
+            ef = max(self.ef_search, want)
             params = self._params.get(ef)
             if params is None:
                 params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
@@ -511,7 +515,7 @@ class VectorIndex:
                 self._searchers += 1
             try:
                 with self._ann_lock:
-                    _, labels = self._ann.search(q.reshape(1, -1), k, params=params)
+                    _, labels = self._ann.search(q.reshape(1, -1), want, params=params)
                     complete = self._ann.ntotal >= self.n  # no row came after the check
             finally:
                 with self._searchers_lock:
@@ -519,7 +523,7 @@ class VectorIndex:
             if complete:
                 rows = labels[0][labels[0] >= 0]
                 exact = self._vecs[rows] @ q  # the index's bfloat16 scores only chose the candidates
-                order = np.argsort(-exact, kind="stable")
+                order = np.argsort(-exact, kind="stable")[:k]
                 return list(zip(self._ids[rows[order]].tolist(), exact[order].tolist(), strict=True))
         return self._search_ann_batch(q.reshape(1, -1), k, mask, rows)[0]
 
@@ -527,8 +531,10 @@ class VectorIndex:
                           rows: np.ndarray | None, ef_search: int | None = None) -> list[list[tuple[int, float]]]:
         import faiss
 
+        # a recall's search (no ef_search given) takes RESCORE candidates; a near-duplicate check, k
+        fetch = k if ef_search is not None else max(k, RESCORE)
         params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from the stubs
-        params.efSearch = max(ef_search or self.ef_search, k)
+        params.efSearch = max(ef_search or self.ef_search, fetch)
         if mask is not None and rows is not None:
             bitmap = np.packbits(mask, bitorder="little")
             params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
@@ -543,7 +549,7 @@ class VectorIndex:
         try:
             with self._ann_lock, faiss_threads(threads):  # not while the worker inserts; rows it has
                 # not reached are the tail
-                scores, labels = self._ann.search(queries, k, params=params)  # (n_queries, k); -1: none
+                scores, labels = self._ann.search(queries, fetch, params=params)  # (n_queries, fetch); -1: none
                 start = self._ann.ntotal
         finally:
             with self._searchers_lock:
