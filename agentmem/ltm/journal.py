@@ -185,8 +185,8 @@ class Journal:
     def checkpoint(self) -> None:
         """Copy the whole write-ahead log into the database file and empty it, now (waiting up to
         the busy timeout for a background checkpoint or a reader). After a bulk load the log holds
-        up to ~160 MB, and the first write after the background checkpoint finished cut it back
-        itself: one remember() right after a 10k-item ingest took 18-80 ms."""
+        up to ~160 MB until the background checkpoint has caught up; ``Memory.flush`` ends with this,
+        so that the copy is part of the work it waits for and the memory at rest is its database."""
         if self.read_only:
             return
         with self.lock, contextlib.suppress(sqlite3.OperationalError):  # busy: the background one goes on
@@ -658,8 +658,8 @@ class _Checkpointer:
                 if self._stop:
                     return
                 if self._wal is not None and _size(self._wal) < WAL_CHECKPOINT_BYTES:
-                    continue  # emptied since the poke (Journal.checkpoint): a checkpoint now only
-                    # makes the next write restart the log, ~17 ms for one remember()
+                    continue  # emptied since the poke (Journal.checkpoint): a checkpoint now would
+                    # only make the next write restart the log, and sync its header
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.runs += 1
