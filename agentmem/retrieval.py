@@ -154,8 +154,8 @@ class _Fuser:
     """``fuse(i)``: the weighted sum of item i's z-scores plus the plugins' reciprocal-rank terms,
     with each list's constants folded once; ``fuse.many(ids)`` the same for many ids at once, as
     {id: score}, with the same operations in the same order (so the same floats): the lookups run
-    in C (``map``) and the sums in numpy. Recall fuses a hundred or more candidates: at 10k items,
-    0.13 -> ~0.04 ms of a recall."""
+    in C (``map``) and the sums in numpy. Recall fuses a hundred or more candidates; one at a time
+    they took ~0.13 ms of a 10k-item recall under cProfile."""
 
     def __init__(self, lists: list[Evidence], ranked: list[tuple[str, list[int]]], rrf_k: int,
                  w_plugin: float) -> None:
