@@ -32,8 +32,8 @@ def _load(d: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.nd
 
 
 def _settle() -> None:
-    """Collect garbage before a timed loop, as timeit does: a full collection after a large ingest
-    (millions of objects) took ~80 ms and landed in whichever loop came next."""
+    """Collect garbage before a timed loop, as timeit does: a full collection after a 10k-item ingest
+    took ~80 ms and landed in whichever loop came next."""
     gc.collect()
 
 
