@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -290,29 +291,33 @@ def test_the_rows_file_is_only_appended_to_and_read_up_to_the_archives_count(tmp
         VectorIndex.load(path, 8)
 
 
+def _hold_saver(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Hold a background save at its first sync until the returned event is set."""
+    import agentmem.ltm.vector as vector
+
+    release = threading.Event()
+    real_fsync = vector.os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        if threading.current_thread().name == "agentmem-save":
+            release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(vector.os, "fsync", slow_fsync)
+    return release
+
+
 def test_a_background_save_holds_the_rows_hnsw_had_and_loads_whole(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """``save(background=True)`` fixes the rows HNSW holds at the call and writes them on a saver
     thread while adds go on; the next save waits for it; the archive loads with exact rows."""
-    import threading
-
-    import agentmem.ltm.vector as vector
-
     vecs = unit(np.random.default_rng(21), 9000, 16)
     ids = np.arange(1, 9001, dtype=np.int64)
     path = tmp_path / "vectors.npz"
     index = VectorIndex(16, ann_threshold=1000)
     index.add(ids[:4000], vecs[:4000], [{"user": "u"}] * 4000)
     index.wait()
-    release = threading.Event()
-    real_fsync = vector.os.fsync
-
-    def slow_fsync(fd: int) -> None:  # hold the saver at its first sync until the test lets it go
-        if threading.current_thread().name == "agentmem-save":
-            release.wait(10)
-        real_fsync(fd)
-
-    monkeypatch.setattr(vector.os, "fsync", slow_fsync)
+    release = _hold_saver(monkeypatch)
     index.save(path, background=True)  # returns at once: the saver waits at its first sync
     assert not path.exists() and index._saver is not None and index._saver.is_alive()
     index.add(ids[4000:6000], vecs[4000:6000], [{"user": "u"}] * 2000)  # adds go on meanwhile
@@ -365,25 +370,13 @@ def test_a_failed_background_save_leaves_the_old_archive_and_is_redone(tmp_path:
 
 def test_a_compaction_during_a_background_save_starts_a_new_rows_file(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
-    import agentmem.ltm.vector as vector
-
     vecs = unit(np.random.default_rng(23), 4000, 16)
     ids = np.arange(1, 4001, dtype=np.int64)
     path = tmp_path / "vectors.npz"
     index = VectorIndex(16, ann_threshold=1000)
     index.add(ids[:3000], vecs[:3000], [{}] * 3000)
     index.wait()
-    release = threading.Event()
-    real_fsync = vector.os.fsync
-
-    def slow_fsync(fd: int) -> None:
-        if threading.current_thread().name == "agentmem-save":
-            release.wait(10)
-        real_fsync(fd)
-
-    monkeypatch.setattr(vector.os, "fsync", slow_fsync)
+    release = _hold_saver(monkeypatch)
     index.save(path, background=True)
     index.remove(list(range(1, 2001)))  # past a fifth dead: compacted, rows renumbered
     assert index.dead == 0 and index.n == 1000
