@@ -190,9 +190,8 @@ class Journal:
         if self.read_only:
             return
         with self.lock, contextlib.suppress(sqlite3.OperationalError):  # busy: the background one goes on
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            if self._checkpointer is not None:
-                self._checkpointer.cancel()  # a poke still pending would empty the log again later
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # a poke still pending is
+            # skipped by the checkpointer: the log is small now
 
     def _maybe_checkpoint(self) -> None:
         """Past WAL_CHECKPOINT_BYTES of log, ask the checkpointer thread; if the log still grew to
@@ -644,10 +643,6 @@ class _Checkpointer:
 
     def poke(self) -> None:
         self._wake.set()
-
-    def cancel(self) -> None:
-        """Drop a poke not acted on yet (the log was just emptied)."""
-        self._wake.clear()
 
     def _run(self) -> None:
         conn = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0)
