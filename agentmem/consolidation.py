@@ -1,10 +1,13 @@
 """Consolidation: move items from STM into long-term memory.
 
-For each item, in the order remembered: find its nearest long-term neighbour in the same scope;
-merge it there when the text is identical or the similarity passes ``merge_threshold`` and the
-``should_merge`` hook agrees; otherwise score its importance (``score_item``), promote it to the LTM
-tier and extract facts (``extract_facts``). Promotions, merges and facts commit in one journal
-transaction; the vector cache and graph are updated after the commit (they are rebuildable caches).
+For each item, in the order remembered: find its nearest long-term neighbour in the same scope (an
+earlier item of the same statement, :mod:`agentmem.statement`, first); merge it there when it is
+the same statement or the similarity passes ``merge_threshold``, and the ``should_merge`` hook
+agrees (the built-in agrees only for the same statement with the same metadata and time: a merge
+never loses what was said, and the merged item stays readable by its id); otherwise score its
+importance (``score_item``), promote it to the LTM tier and extract facts (``extract_facts``).
+Promotions, merges and facts commit in one journal transaction; the vector cache and graph are
+updated after the commit (they are rebuildable caches).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agentmem.plugins import hook, loop_caller
+from agentmem.statement import normal_form, same_statement
 from agentmem.stm import STMEntry
 from agentmem.types import Fact, Item, scope_key
 
@@ -57,9 +61,10 @@ def consolidate(memory: Memory) -> ConsolidationReport:
         sim = 0.0
         if batch is not None:
             target, sim = batch.nearest(row, ltm_best.get(item.id))
-            if target is not None and (
-                    target.text == item.text or
-                    (sim >= cfg.merge_threshold and h.should_merge(item=item, existing=target, similarity=sim))):
+            # every merge is the should_merge hook's decision, an identical text's too: "I love it!"
+            # said by Bob is not Alice's, and "went to the gym" on four dates is four events
+            if target is not None and (sim >= cfg.merge_threshold or same_statement(target.text, item.text)) \
+                    and h.should_merge(item=item, existing=target, similarity=sim):
                 merges.append((item, target.id, sim))
                 continue
             batch.keep(row)
@@ -92,7 +97,7 @@ class _Batch:
         self.embs = embs
         self.keys = keys if keys is not None else [scope_key(e.item.scope) for e in entries]  # per entry
         self.kept_scopes: set[tuple[str | None, ...]] = set()  # scopes with a kept row
-        self.texts: dict[tuple[tuple[str | None, ...], str], int] = {}  # (scope, text) -> kept row
+        self.texts: dict[tuple[tuple[str | None, ...], str], int] = {}  # (scope, statement) -> kept row
         self.is_kept = np.zeros(len(entries), dtype=bool)
         best_row = np.full(len(entries), -1, dtype=np.int64)
         best_sim = np.zeros(len(entries), dtype=np.float32)
@@ -118,11 +123,11 @@ class _Batch:
     def nearest(self, row: int, ltm: tuple[Item | None, float] | None) -> tuple[Item | None, float]:
         item = self.entries[row].item
         key = self.keys[row]
-        same_text = self.texts.get((key, item.text))
+        same_text = self.texts.get((key, normal_form(item.text)))
         if same_text is not None:
             return self.entries[same_text].item, 1.0
         best, best_sim = ltm if ltm is not None else (None, -1.0)
-        if best is not None and best.text == item.text:
+        if best is not None and same_statement(best.text, item.text):
             return best, 1.0
         j, sim = self.best[row]
         if j < 0:
@@ -146,14 +151,14 @@ class _Batch:
         item = self.entries[row].item
         key = self.keys[row]
         self.kept_scopes.add(key)
-        self.texts.setdefault((key, item.text), row)
+        self.texts.setdefault((key, normal_form(item.text)), row)
         self.is_kept[row] = True
 
 
 def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray,
                     keys: list[tuple[str | None, ...]]) -> dict[int, tuple[Item | None, float]]:
-    """For each STM entry, its nearest long-term item in the same scope (batched per scope), with an
-    identical text in the same scope taking precedence. The item is None when its similarity is
+    """For each STM entry, its nearest long-term item in the same scope (batched per scope), with the
+    same statement in the same scope taking precedence. The item is None when its similarity is
     below ``merge_threshold`` (it cannot be merged into; only the similarity matters)."""
     if len(memory.vector) == 0:
         return {}

@@ -105,8 +105,11 @@ def score_item(item: Item, novelty: float, now: float) -> float | None:
 @hookspec(firstresult=True)
 def should_merge(item: Item, existing: Item, similarity: float) -> bool | None:
     """Decide whether ``item`` duplicates ``existing`` (same scope, cosine ``similarity``) and should be
-    merged into it during consolidation. First non-None result wins; the built-in merges identical
-    text and similarity >= ``Config.merge_threshold``.
+    merged into it during consolidation. Asked for the same statement in the same scope
+    (:mod:`agentmem.statement`) and for the nearest neighbour with similarity >=
+    ``Config.merge_threshold``. First non-None result wins; the built-in merges only the same statement
+    with the same metadata and time. A merged item keeps its own text, metadata and times, readable
+    by its id (``Memory.get``), but recall returns the group once, under ``existing``.
     """
 
 

@@ -382,10 +382,15 @@ class Memory:
     # --- reading ---------------------------------------------------------------------------------
 
     def get(self, item_id: int) -> Item:
-        """The item stored under ``item_id`` (or the item it was merged into)."""
+        """The item stored under ``item_id``, as it was remembered. An item merged into another
+        keeps its own text, metadata and times, with ``merged_into`` naming the item it lives under."""
         self._check_open()
-        canonical = self.journal.canonical(validate.item_id(item_id))
-        item = None if canonical is None else self.journal.get_items([canonical]).get(canonical)
+        item_id = validate.item_id(item_id)
+        canonical = self.journal.canonical(item_id)
+        if canonical is not None and canonical != item_id:
+            item = self.journal.merged_item(item_id)
+        else:
+            item = None if canonical is None else self.journal.get_items([canonical]).get(canonical)
         if item is None:
             raise NotFoundError(f"no item {item_id} in {self.path}")
         return item

@@ -25,8 +25,9 @@ class Item:
     created_at: float  # unix seconds when remembered
     event_time: float | None = None  # unix seconds the item is *about*, if known
     tier: Literal["stm", "ltm"] = "stm"
-    count: int = 1  # how many identical/near-identical rememberings were merged into it
+    count: int = 1  # how many rememberings of the same statement were merged into it
     importance: float = 0.0
+    merged_into: int | None = None  # for an item merged away: the id of the item it lives under now
 
 
 @dataclass(frozen=True)

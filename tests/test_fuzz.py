@@ -72,11 +72,10 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[agentmem.
 
 
 def intact(mem: agentmem.Memory, stored: dict[int, Any]) -> None:
-    """Everything acknowledged so far reads back exactly (merged duplicates read as their canonical)."""
+    """Everything acknowledged so far reads back exactly by its id, merged into another item or not."""
     for i, (text, meta, scope) in stored.items():
         item = mem.get(i)
-        assert item.text == text and item.scope == scope
-        assert item.id != i or item.metadata == meta
+        assert item.id == i and item.text == text and item.scope == scope and item.metadata == meta
 
 
 def expect_typed(call: Any) -> Any:

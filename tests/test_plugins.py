@@ -145,10 +145,10 @@ def test_lifecycle_hooks(recorder: Recorder, tmp_path: Path) -> None:
         other = mem.remember("other scope", scope={"user": "v"})
         report = agent.sleep()
         assert [e.text for e in recorder.events] == ["an important note", "never merge me", "never merge me"]
-        # identical text is merged even when should_merge says no: exact duplicates are not a judgement call
-        assert report.merged == {c: b}
+        # every merge is should_merge's decision, an identical text's too
+        assert report.merged == {}
         assert mem.get(a).importance == 0.75
-        assert recorder.consolidated == [a, b, other]
+        assert recorder.consolidated == [a, b, c, other]
         assert Fact("plugin", "saw", "an importa", a) in mem.graph.facts("plugin", scope={"user": "u"})
         hits = mem.recall("zzzz", k=10, scope={"user": "u"})
         assert other not in [h.id for h in hits]  # plugin candidates cannot cross scopes

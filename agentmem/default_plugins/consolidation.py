@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import itertools
 import re
-from difflib import SequenceMatcher
 
 from agentmem.hookspecs import hookimpl
+from agentmem.statement import same_statement
 from agentmem.types import Fact, Item
 
 RECENCY_DAYS = 30.0
+# Rememberings of one statement this close in time merge (a retried or doubled write); further
+# apart they are separate events, each found by its own time.
+MERGE_WINDOW_S = 1.0
 # Capitalised words or runs of them ("Caroline", "New York"); the first word of a sentence is
 # dropped from a run because capitals there say nothing about names.
 _NAME = re.compile(r"\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)\b")
@@ -23,11 +26,9 @@ _STOP = frozenset({"I", "The", "A", "An", "It", "This", "That", "We", "You", "He
                    "January", "February", "March", "April", "May", "June", "July", "August", "September",
                    "October", "November", "December", "Monday", "Tuesday", "Wednesday", "Thursday",
                    "Friday", "Saturday", "Sunday", "Today", "Yesterday", "Tomorrow"})
-_TOKENS = re.compile(r"\w+", re.UNICODE)
 # a short quoted span without sentence punctuation inside: a title, if its words are capitalised
 _QUOTED = re.compile(r"[\"\u201c]([A-Z][^\"\u201d.,!?;:]{1,58}[^\"\u201d.,!?;:\s])[\"\u201d]")
 _TITLE_SMALL = frozenset({"of", "the", "a", "an", "and", "in", "on", "to", "with", "for", "at", "by", "or"})
-_NUMBER = re.compile(r"\d+")
 
 
 @hookimpl(trylast=True)
@@ -40,18 +41,18 @@ def score_item(item: Item, novelty: float, now: float) -> float:
 
 @hookimpl(trylast=True)
 def should_merge(item: Item, existing: Item, similarity: float) -> bool:
-    """Confirm a near-duplicate found by embedding similarity (``Config.merge_threshold``, applied by
-    the caller). Embeddings alone would merge "room 517" into "room 571", so we also require the
-    same numbers, the same speaker, and nearly the same words in the same order (>= 85% of tokens
-    matched in sequence, so "is the kettle broken?" does not merge into "the kettle is broken")."""
-    keys = set(item.metadata) & set(existing.metadata) & {"speaker", "role", "author"}
-    if any(item.metadata[k] != existing.metadata[k] for k in keys):
+    """Merge only the same statement said again (:func:`agentmem.statement.same_statement`: case,
+    whitespace, repeated or final punctuation may differ) with the same metadata (so the same
+    speaker) and the same time (event time, else when remembered, at most ``MERGE_WINDOW_S`` apart).
+    Anything else stays its own item: a filter or time bound that found it before consolidation
+    finds it after. ``similarity`` is not enough (MiniLM: "like" / "dislike" ~0.9, any two emoji 1.0)."""
+    if not same_statement(item.text, existing.text) or item.metadata != existing.metadata:
         return False
-    if _NUMBER.findall(item.text) != _NUMBER.findall(existing.text):
+    if (item.event_time is None) != (existing.event_time is None):
         return False
-    a = [w.lower() for w in _TOKENS.findall(item.text)]
-    b = [w.lower() for w in _TOKENS.findall(existing.text)]
-    return SequenceMatcher(a=a, b=b, autojunk=False).ratio() >= 0.85
+    t_item = item.created_at if item.event_time is None else item.event_time
+    t_existing = existing.created_at if existing.event_time is None else existing.event_time
+    return abs(t_item - t_existing) <= MERGE_WINDOW_S
 
 
 @hookimpl(trylast=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,6 +29,7 @@ import numpy as np
 from agentmem.errors import CorruptionError, InvalidInputError, MemoryClosedError, SchemaError
 from agentmem.ltm import windows
 from agentmem.ltm.migrations import MIGRATIONS, POST_STEPS
+from agentmem.statement import normal_form
 from agentmem.types import SCOPE_KEYS, Fact, Item, scope_key
 
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -81,9 +83,10 @@ WAL_FORCE_FACTOR = 4  # a log this many times larger is checkpointed by the writ
 
 
 def content_hash(text: str) -> bytes:
-    """Identity of a text for exact-duplicate lookup: the first 8 bytes of its SHA-256 (stored and
-    indexed per item, so kept short; a collision costs nothing, since merging compares the texts)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8]
+    """Identity of a statement for duplicate lookup: the first 8 bytes of the SHA-256 of its
+    :func:`agentmem.statement.normal_form` (stored and indexed per item, so kept short; a collision
+    costs nothing, since merging compares the texts)."""
+    return hashlib.sha256(normal_form(text).encode("utf-8", "surrogatepass")).digest()[:8]
 
 
 def query_words(text: str, max_terms: int = 64) -> list[str]:
@@ -452,7 +455,8 @@ class Journal:
         return rows[:k]
 
     def same_text_in_ltm(self, items: Sequence[Item]) -> dict[int, int]:
-        """For items whose exact text already exists in LTM in the same scope: item id -> that LTM id."""
+        """For items whose statement (:func:`content_hash`) already exists in LTM in the same scope:
+        item id -> that LTM id (the caller compares the texts)."""
         wanted = {(content_hash(i.text), scope_key(i.scope)): i.id for i in items}
         hashes = list({h for h, _ in wanted})
         out: dict[int, int] = {}
@@ -474,7 +478,8 @@ class Journal:
                             facts: Sequence[tuple[Fact, dict[str, str]]]) -> list[tuple[Any, ...]]:
         """Promote STM items to LTM with their importance (``promote``: (item, importance), in id
         order) and index them for full-text search, fold duplicates into their canonical item
-        (counted, metadata kept as provenance) and add facts, all in one transaction.
+        (counted; each duplicate's own text, metadata and times kept in ``merges``, readable by its
+        id through :meth:`merged_item`) and add facts, all in one transaction.
         Returns the fact rows (id, subject, relation, object, item_id, scope)."""
         now = time.time()
         fact_rows = []
@@ -487,7 +492,8 @@ class Journal:
                 c.execute("INSERT OR REPLACE INTO merges (merged_id, canonical_id, similarity, metadata, "
                           "created_at) VALUES (?, ?, ?, ?, ?)",
                           (dup.id, canonical_id, similarity,
-                           json.dumps({"metadata": dup.metadata, "created_at": dup.created_at}), now))
+                           json.dumps({"text": dup.text, "metadata": dup.metadata, "created_at": dup.created_at,
+                                       "event_time": dup.event_time}), now))
                 c.execute("UPDATE facts SET item_id = ? WHERE item_id = ?", (canonical_id, dup.id))
                 self._delete_rows(c, [dup.id])
             for fact, scope in facts:
@@ -502,6 +508,23 @@ class Journal:
             windows.after_insert(c, [(i.id, i.text, i.scope) for i, _ in promote], self.window_width())
         self._fts_writes += len(promote)
         return fact_rows
+
+    def merged_item(self, item_id: int) -> Item | None:
+        """The item merged away under ``item_id``, as it was remembered (its own text, metadata and
+        times; scope, tier and count are its group's), with ``merged_into`` set; None if not merged.
+        Merges recorded before texts were kept read with the canonical's text."""
+        with self.lock:
+            row = self.conn.execute(
+                f"SELECT m.metadata, {', '.join('i.' + c.strip() for c in ITEM_COLUMNS.split(','))} "
+                "FROM merges m JOIN items i ON i.id = m.canonical_id WHERE m.merged_id = ?", (item_id,)).fetchone()
+        if row is None:
+            return None
+        own = json.loads(row[0])
+        group = _item(row[1:])
+        return dataclasses.replace(
+            group, id=item_id, text=own.get("text", group.text), metadata=own.get("metadata", group.metadata),
+            created_at=own.get("created_at", group.created_at), event_time=own.get("event_time", group.event_time),
+            merged_into=group.id)
 
     def merged_into(self, canonical_id: int) -> list[int]:
         with self.lock:

@@ -80,10 +80,18 @@ MIGRATIONS: list[str] = [
         text, content='items_ltm', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
     );
     """,
+    # 5: content_hash identifies a statement (agentmem.statement.normal_form), not the exact text, so
+    # "I love it." finds "i love it" in long-term memory (recomputed by POST_STEPS[5])
+    "",
 ]
 
 
 def _rehash(c: sqlite3.Connection) -> None:
+    _rehash_rows(c)
+    c.execute("CREATE INDEX items_hash ON items (content_hash)")
+
+
+def _rehash_rows(c: sqlite3.Connection) -> None:
     from agentmem.ltm.journal import content_hash  # the journal imports this module
 
     last = 0
@@ -93,7 +101,6 @@ def _rehash(c: sqlite3.Connection) -> None:
             break
         c.executemany("UPDATE items SET content_hash = ? WHERE id = ?", [(content_hash(t), i) for i, t in rows])
         last = rows[-1][0]
-    c.execute("CREATE INDEX items_hash ON items (content_hash)")
 
 
 def _long_term_only(c: sqlite3.Connection) -> None:
@@ -103,4 +110,5 @@ def _long_term_only(c: sqlite3.Connection) -> None:
 
 
 # Python steps run right after the SQL of the migration with that number, in the same transaction.
-POST_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {2: windows.rebuild, 3: _rehash, 4: _long_term_only}
+POST_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    2: windows.rebuild, 3: _rehash, 4: _long_term_only, 5: _rehash_rows}

@@ -1,0 +1,44 @@
+"""When two texts are the same statement said again: the one rule duplicate merging is built on.
+
+Merging may only fold a text into another when nothing it said is lost, so the rule is narrow on
+purpose: texts are the same statement when they differ at most in letter case, Unicode form,
+whitespace, emoji presentation selectors, repeated punctuation ("!!!" / "!") and the full stop or
+exclamation mark that ends them. A changed word, a negation ("not", "don't"), a number, an emoji, a
+question mark or a path separator makes another statement. Embedding similarity cannot decide
+this: MiniLM gives "I like it" / "I dislike it" a cosine near 0.9 and maps every emoji to one
+unknown token (cosine 1.0 between any two).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACE = re.compile(r"\s+")
+_SELECTORS = re.compile("[\ufe0e\ufe0f]")  # text / emoji presentation of the same character
+_ENDING = re.compile(r"[\s.!\u3002\uff01\u2026]+$")  # a trailing full stop, '!', '。', '！' or '…'
+
+
+def _collapse_repeats(text: str) -> str:
+    """A run of one punctuation character counts once ("!!!" -> "!", "..." -> ".")."""
+    out: list[str] = []
+    for ch in text:
+        if out and ch == out[-1] and unicodedata.category(ch).startswith("P"):
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def normal_form(text: str) -> str:
+    """The form two texts share exactly when they are the same statement (see the module doc)."""
+    t = unicodedata.normalize("NFKC", text).casefold()
+    t = _SELECTORS.sub("", t)
+    t = _SPACE.sub(" ", t).strip()
+    t = _collapse_repeats(t)
+    stripped = _ENDING.sub("", t)
+    return stripped or t  # a text of nothing but "!" or "..." stays itself
+
+
+def same_statement(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` say the same thing in the sense of :func:`normal_form`."""
+    return a == b or normal_form(a) == normal_form(b)
