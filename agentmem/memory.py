@@ -404,7 +404,7 @@ class Memory:
         query = validate.text(query)
         k = validate.k(k)
         scope_ = validate.scope(scope)
-        t0, t1 = validate.when(since, "since"), validate.when(until, "until")
+        t0, t1 = validate.when(since, "since"), validate.when(until, "until", upper=True)
         qvec = (validate.vectors(embedding, 1, self.dim) if embedding is not None else self._embed([query]))[0]
         with self._lock:
             self._check_open()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -108,10 +109,23 @@ def k(value: object) -> int:
     return int(value)
 
 
-def when(value: object, name: str = "time") -> float | None:
-    """Unix seconds from a number, datetime, date or ISO-8601 string (naive times are UTC)."""
+_SECONDS = re.compile(r"^-?\d+(\.\d+)?$")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def when(value: object, name: str = "time", *, upper: bool = False) -> float | None:
+    """Unix seconds from a number, datetime, date or ISO-8601 string (naive times are UTC). A string
+    of digits is unix seconds. ``upper=True`` (an upper bound, e.g. ``until``): a date without a
+    time of day means the end of that day, so ``until="2023-12-31"`` includes the 31st."""
     if value is None:
         return None
+    if isinstance(value, str) and _SECONDS.match(value.strip()):
+        value = float(value)
+    if upper and isinstance(value, str) and _DATE_ONLY.match(value.strip()):
+        value = date.fromisoformat(value.strip())
+    if upper and isinstance(value, date) and not isinstance(value, datetime):
+        start = datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+        return math.nextafter(start + 86400.0, -math.inf)  # the day's last representable instant
     if isinstance(value, bool):
         raise InvalidInputError(f"{name} must be a number, datetime or ISO-8601 string")
     if isinstance(value, int | float | np.floating | np.integer):
