@@ -109,7 +109,7 @@ def k(value: object) -> int:
     return int(value)
 
 
-_SECONDS = re.compile(r"^-?\d+(\.\d+)?$")
+_SECONDS = re.compile(r"^\d+(\.\d+)?$")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

@@ -100,7 +100,7 @@ def test_remember_anything(fuzzed: Any, text: Any, meta: Any, scope: Any, when: 
         item = mem.get(i)
         assert item.text == text and item.metadata == stored[i][1] and item.scope == stored[i][2]
         if vec is not None:
-            cached = mem.journal.vectors([i])[1][0]
+            cached = mem.journal.vectors([item.merged_into or i])[1][0]  # a merged item's vector is its group's
             assert np.isfinite(cached).all() and math.isclose(float(np.linalg.norm(cached)), 1.0, rel_tol=1e-4)
     intact(mem, stored)
 
