@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -49,7 +50,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except AgentMemError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {getattr(exc, 'cli_message', exc)}", err=True)
             sys.exit(1)
 
 
@@ -62,7 +63,8 @@ def cli() -> None:
 @cli.command()
 @click.argument("texts", nargs=-1)
 @click.option("--path", default=None, help=PATH_HELP)
-@click.option("--file", "file", type=click.File("r"), default=None, help="remember each line of a file ('-' = stdin)")
+@click.option("--file", "file", type=click.File("rb"), default=None,
+              help="remember each line of a UTF-8 text file ('-' = stdin)")
 @click.option("--metadata", default=None, help="JSON object stored with every text")
 @click.option("--time", "when", default=None, help="event time (ISO-8601 or unix seconds)")
 @scope_options
@@ -72,7 +74,7 @@ def remember(texts: tuple[str, ...], path: str | None, file: Any, metadata: str 
     """Remember TEXTS (or the lines of --file)."""
     from agentmem.errors import InvalidInputError
 
-    items = list(texts) + ([line.rstrip("\n") for line in file if line.strip()] if file else [])
+    items = list(texts) + (_lines(file) if file else [])
     if not items:
         raise InvalidInputError("nothing to remember; pass texts or --file")
     try:
@@ -86,6 +88,22 @@ def remember(texts: tuple[str, ...], path: str | None, file: Any, metadata: str 
         ids = mem.remember_many(items, [meta] * len(items) if meta is not None else None,
                                 _scope(user, agent, session), times=[when_value] * len(items))
     _emit(as_json, {"ids": ids}, lambda: click.echo(" ".join(map(str, ids))))
+
+
+def _lines(file: Any) -> list[str]:
+    """The non-blank lines of a UTF-8 file (a BOM is dropped, any newline convention works)."""
+    from agentmem.errors import InvalidInputError
+
+    data = file.read()
+    name = getattr(file, "name", "-")
+    name = "-" if not isinstance(name, str) or name.startswith("<") else name
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"--file {name} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); convert it "
+            f"first, e.g. `iconv -f latin1 -t utf-8 {name} > utf8.txt`, and pass --file utf8.txt") from exc
+    return [line.rstrip("\n") for line in io.StringIO(text, newline=None) if line.strip()]
 
 
 @cli.command()
@@ -122,10 +140,8 @@ def recall(query: str, path: str | None, k: int, filters: tuple[str, ...], since
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def forget(ids: tuple[int, ...], path: str | None, as_json: bool) -> None:
     """Forget items by id, from every store."""
-    removed: list[int] = []
     with _open(path) as mem:
-        for i in ids:
-            removed += mem.forget(i)
+        removed = mem.forget_many(ids)  # all or none: every id is checked first
     _emit(as_json, {"forgotten": removed}, lambda: click.echo(f"forgot {len(removed)} item(s)"))
 
 
@@ -151,21 +167,25 @@ def stats(path: str | None, as_json: bool) -> None:
         data = mem.stats()
     def human() -> None:
         for key, value in data.items():
+            if key == "read_only":  # how this command opened it, not a property of the memory
+                key, value = "mode", "read-only"
             click.echo(f"{key:<18} {value}")
 
     _emit(as_json, data, human)
 
 
 @cli.command()
+@click.option("--path", default=None, help=PATH_HELP + "; plugins are per installation, so it is only reported")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def plugins(as_json: bool) -> None:
+def plugins(path: str | None, as_json: bool) -> None:
     """List loaded plugins and what each provides."""
+    from agentmem.config import memory_path
     from agentmem.plugins import load_plugins, registry
 
     pm = load_plugins()
     reg = registry()
     loaded = {name: _plugin_origin(p) for name, p in pm.list_name_plugin()}
-    data = {"plugins": loaded,
+    data = {"path": str(memory_path(path)), "plugins": loaded,
             **{kind: {name: e.plugin for name, e in sorted(table.items())} for kind, table in reg.items()}}
 
     def human() -> None:
@@ -176,6 +196,8 @@ def plugins(as_json: bool) -> None:
         click.echo("plugins:")
         for name, origin in loaded.items():
             click.echo(f"  {name:<40} {origin}")
+        if path is not None:
+            click.echo(f"path: {data['path']} (plugins are the same for every memory directory)")
 
     _emit(as_json, data, human)
 
@@ -189,8 +211,11 @@ def _plugin_origin(plugin: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def demo(path: str | None, as_json: bool) -> None:
     """Remember a shipped multi-session conversation, consolidate, recall, reopen, recall again."""
+    from agentmem.config import memory_path
     from agentmem.demo import run_demo
 
+    if path is not None:
+        memory_path(path)  # refuses an empty one
     result = run_demo(path, echo=None if as_json else click.echo)
     if as_json:
         click.echo(json.dumps(result, default=str))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from agentmem.errors import InvalidInputError
+from agentmem.errors import InvalidInputError, MemoryPathError
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,18 @@ class Config:
 def default_home() -> Path:
     """``AGENTMEM_HOME`` or ``~/.agentmem``."""
     return Path(os.environ.get("AGENTMEM_HOME") or Path.home() / ".agentmem")
+
+
+def memory_path(path: object) -> Path:
+    """The memory directory named by ``path`` (a str or ``os.PathLike``); ``None`` is :func:`default_home`.
+    An empty string is refused: ``Path("")`` would quietly be the working directory."""
+    if path is None:
+        return default_home()
+    if not isinstance(path, str | os.PathLike) or isinstance(os.fspath(path), bytes):
+        raise MemoryPathError(f"a memory path must be a str or pathlib.Path, got {type(path).__name__} "
+                              f"({path!r}); pass e.g. agentmem.Memory('./memdir')")
+    text = os.fspath(path)
+    if not text.strip():
+        raise MemoryPathError("the memory path is empty; pass a directory such as ./memdir, or leave it out "
+                              "for $AGENTMEM_HOME (~/.agentmem)")
+    return Path(text)

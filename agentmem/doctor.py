@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from agentmem.errors import CorruptionError, MemoryPathError, SchemaError
+from agentmem.errors import CorruptionError, InvalidInputError, MemoryPathError, SchemaError
 
 
 @dataclass
@@ -181,14 +181,20 @@ def repair(path: str | Path, lock_timeout: float = 10.0) -> Report:
 
 
 @click.command()
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("path_arg", metavar="[PATH]", required=False, type=click.Path(file_okay=False))
+@click.option("--path", default=None, help="memory directory (default: $AGENTMEM_HOME or ~/.agentmem)")
 @click.option("--repair", "fix", is_flag=True, help="rebuild what can be rebuilt from the journal")
 @click.option("--lock-timeout", default=10.0, show_default=True, help="seconds to wait for a writer (--repair)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def doctor(path: Path, fix: bool, lock_timeout: float, as_json: bool) -> None:
-    """Check the memory directory PATH; exit status 1 when a problem remains."""
+def doctor(path_arg: str | None, path: str | None, fix: bool, lock_timeout: float, as_json: bool) -> None:
+    """Check the memory directory PATH (or --path); exit status 1 when a problem remains."""
+    from agentmem.config import memory_path
+
+    if path_arg is not None and path is not None and path_arg != path:
+        raise InvalidInputError("give the memory directory either as PATH or as --path, not both")
+    where = memory_path(path if path is not None else path_arg)  # refuses an empty one
     logging.getLogger("agentmem").setLevel(logging.ERROR)  # what opening notices is in the report
-    report = repair(path, lock_timeout) if fix else diagnose(path)  # errors: one line, exit 1 (cli.Group)
+    report = repair(where, lock_timeout) if fix else diagnose(where)  # errors: one line, exit 1 (cli.Group)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:

@@ -31,7 +31,12 @@ class MemoryPathError(AgentMemError):
 
 
 class MemoryLockedError(AgentMemError):
-    """Another process holds the write lock of this memory directory."""
+    """Another process holds the write lock of this memory directory. ``cli_message`` words the ways
+    out for the command line (the message itself names Python's: ``read_only=True``, ``lock_timeout``)."""
+
+    def __init__(self, message: str, *, cli_message: str | None = None) -> None:
+        super().__init__(message)
+        self.cli_message = cli_message or message
 
 
 class MemoryClosedError(AgentMemError):

@@ -74,7 +74,9 @@ def register_tasks(register: Register) -> None:
     :class:`agentmem.training.RunOptions`. ``run`` trains, evaluates, saves the checkpoint in the weight
     memory and returns ``{"task", "model", "dataset", "metrics", "train_s", "weights": {"name",
     "version"}, ...}`` (plus ``"plain_metrics"`` when ``options.memory``); ``evaluate`` reloads that
-    checkpoint and returns the same metrics.
+    checkpoint and returns the same metrics. ``settings=("hparams", ...)`` names the keys of
+    ``options.extra`` (``agentmem run --set KEY=VALUE``) the task reads; any other key is refused
+    before the task runs (a task that declares none accepts ``hparams`` only).
     """
 
 

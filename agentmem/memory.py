@@ -4,19 +4,21 @@ and keeps them in step. Every write commits to the journal before it returns."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agentmem import retrieval, validate
-from agentmem.config import Config, default_home
+from agentmem.config import Config, memory_path
 from agentmem.consolidation import ConsolidationReport, consolidate
 from agentmem.errors import (
     EmbedderMismatchError,
+    InvalidInputError,
     MemoryClosedError,
     MemoryPathError,
     NotFoundError,
@@ -47,8 +49,8 @@ class Memory:
 
     def __init__(self, path: str | Path | None = None, *, config: Config | None = None,
                  read_only: bool = False, **options: Any) -> None:
+        self.path = memory_path(path)
         self.config = (config or Config()).updated(**options)
-        self.path = Path(path) if path is not None else default_home()
         self.read_only = read_only
         self.notices: list[str] = []  # what opening found and repaired, for humans
         self._lock = threading.RLock()
@@ -81,8 +83,15 @@ class Memory:
 
     def _open_stores(self) -> None:
         journal_cls = get("stores", "sqlite").obj
-        self.journal: Journal = journal_cls(self.path / JOURNAL_FILE, read_only=self.read_only,
-                                            synchronous="FULL" if self.config.durability == "full" else "NORMAL")
+        try:
+            self.journal: Journal = journal_cls(
+                self.path / JOURNAL_FILE, read_only=self.read_only,
+                synchronous="FULL" if self.config.durability == "full" else "NORMAL")
+        except sqlite3.OperationalError as exc:  # unreadable or unwritable files, not damage
+            if "locked" in str(exc):  # busy beyond the timeout: not the files' fault
+                raise
+            raise MemoryPathError(f"cannot open the journal {self.path / JOURNAL_FILE} ({exc}); make {self.path} "
+                                  "and its files readable and writable by this user") from exc
         self.embedder_name, self.dim = self._resolve_embedder()
         self.stm = ShortTermMemory(self.dim, self.config.stm_items, self.config.stm_bytes, lexicon=True)
         self.vector = self._open_vectors()
@@ -371,6 +380,28 @@ class Memory:
             group = [canonical, *self.journal.merged_into(canonical)]
             self._forget_ids(group, reason="forget")
             return sorted(set(group) | {item_id})
+
+    def forget_many(self, item_ids: Sequence[int]) -> list[int]:
+        """Forget several items, all or none: every id is checked first, and if any is unknown a
+        NotFoundError names them all and nothing is forgotten. Returns every id removed."""
+        self._check_open(write=True)
+        if isinstance(item_ids, str | bytes) or not isinstance(item_ids, Iterable):
+            raise InvalidInputError(f"forget_many takes a list of ids, got {type(item_ids).__name__}; "
+                                    "use forget(id) for one")
+        with self._lock:
+            wanted = {validate.item_id(i) for i in item_ids}
+            canonical = {i: self.journal.canonical(i) for i in wanted}
+            missing = sorted(i for i, c in canonical.items() if c is None)
+            if missing:
+                raise NotFoundError(f"no item{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} in "
+                                    f"{self.path} (already forgotten?); nothing was forgotten: pass only ids "
+                                    "that exist")
+            removed = set(wanted)
+            for c in {c for c in canonical.values() if c is not None}:  # every one is, by now
+                removed.update([c, *self.journal.merged_into(c)])
+            if removed:
+                self._forget_ids(sorted(removed), reason="forget")  # one transaction: all or none
+            return sorted(removed)
 
     def _forget_ids(self, ids: list[int], reason: str) -> None:
         self.journal.delete_items(ids, reason)

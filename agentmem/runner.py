@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
-from agentmem.config import default_home
+from agentmem.config import default_home, memory_path
 from agentmem.errors import InvalidInputError
-from agentmem.training import RunOptions
+from agentmem.training import RunOptions, check_settings
 
 
 def default_path(task: str, model: str, dataset: str) -> Path:
@@ -31,6 +31,7 @@ def run_task(task: str, model: str, dataset: str, options: RunOptions | None = N
 
     options = options or RunOptions()
     task_entry = get("tasks", task)
+    check_settings(task, task_entry.options.get("settings"), options.extra)
     get("models", model)
     data_entry = get("datasets", dataset)
     owner = data_entry.options.get("task")
@@ -41,7 +42,7 @@ def run_task(task: str, model: str, dataset: str, options: RunOptions | None = N
         import torch
 
         torch.set_num_threads(options.threads)
-    where = Path(path) if path is not None else default_path(task, model, dataset)
+    where = memory_path(path) if path is not None else default_path(task, model, dataset)
     runner = task_entry.obj()
     start = time.perf_counter()
     if evaluate:

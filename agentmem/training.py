@@ -48,10 +48,56 @@ class RunOptions:
     progress: bool = True
     tensorboard: str | None = None  # directory for TensorBoard event files (needs `tensorboard`)
     threads: int | None = None  # torch CPU threads
-    extra: dict[str, Any] = field(default_factory=dict)  # task-specific knobs
+    extra: dict[str, Any] = field(default_factory=dict)  # task-specific knobs (`--set`), see check_settings
+
+    def __post_init__(self) -> None:
+        # each name is also the command-line flag, so one message serves both
+        for name in ("epochs", "batch_size", "patience", "threads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InvalidInputError(f"--{name.replace('_', '-')} must be >= 1, got {value!r}")
+        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, int | float)
+                                    or not math.isfinite(self.lr) or self.lr <= 0):
+            raise InvalidInputError(f"--lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.extra, dict):
+            raise InvalidInputError(f"extra must be a dict of --set KEY=VALUE pairs, got {type(self.extra).__name__}")
+        if "hparams" in self.extra and not isinstance(self.extra["hparams"], dict):
+            raise InvalidInputError(f"--set hparams must be a JSON object of model sizes, e.g. "
+                                    f"hparams='{{\"d\": 256}}', got {self.extra['hparams']!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+DEFAULT_SETTINGS = ("hparams",)  # the --set keys of a task that declares none
+
+
+def check_settings(task: str, declared: Any, extra: dict[str, Any]) -> None:
+    """Refuse ``--set`` keys that task ``task`` does not read (it declares them when registering:
+    ``register(name, factory, settings=(...))``; ``hparams`` when it declares nothing)."""
+    valid = sorted(declared if declared is not None else DEFAULT_SETTINGS)
+    for key in extra:
+        if key not in valid:
+            raise InvalidInputError(f"unknown --set key {key!r} for task {task!r}; valid: {', '.join(valid)}")
+
+
+def model_kwargs(cls: type, spec: dict[str, Any], model: str, *, set_by_task: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``spec["hparams"]`` checked against the keyword-only parameters of ``cls.__init__`` (less
+    ``quick`` and the ones the factory fills from the spec, ``set_by_task``): a model factory's way to
+    refuse an unknown size override with a message listing the valid ones."""
+    import inspect
+
+    hparams = spec.get("hparams") or {}
+    if not isinstance(hparams, dict):
+        raise InvalidInputError(f"hparams must be a dict of size overrides, got {hparams!r}")
+    params = inspect.signature(cls).parameters.values()
+    valid = sorted(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
+                   and p.name not in ("quick", *set_by_task))
+    for key in hparams:
+        if key not in valid:
+            raise InvalidInputError(f"unknown hparams key {key!r} for model {model!r} ({cls.__name__}); valid: "
+                                    f"{', '.join(valid)}")
+    return dict(hparams)
 
 
 # --- data and memory ----------------------------------------------------------------------------
@@ -309,15 +355,9 @@ def batches(n: int, size: int, *, shuffle: bool, seed: int = 0) -> Iterator[np.n
 
 
 def save_checkpoint(memory: Memory, name: str, model: torch.nn.Module, metadata: dict[str, Any]) -> int:
-    """Save ``model.state_dict()`` as the next version of ``name`` in the weight memory. Tied tensors
-    (e.g. a shared embedding and output layer) are stored once per name: safetensors refuses aliases."""
-    seen: set[int] = set()
-    state = {}
-    for k, v in model.state_dict().items():
-        ptr = v.data_ptr()
-        state[k] = v.clone() if ptr in seen else v
-        seen.add(ptr)
-    return memory.weights.save(name, state, metadata=metadata)
+    """Save ``model.state_dict()`` as the next version of ``name`` in the weight memory (tied tensors,
+    e.g. a shared embedding and output layer, are stored once and load back under every key)."""
+    return memory.weights.save(name, model.state_dict(), metadata=metadata)
 
 
 def load_checkpoint(memory: Memory, name: str,

@@ -256,3 +256,49 @@ def test_stm_embeddings_are_a_snapshot(tmp_path: Path) -> None:
     assert np.array_equal(before, vecs[:3])
     assert np.array_equal(stm.embeddings(), vecs[1:3])
     assert [i for i, _ in stm.search(vecs[2], 1)] == [3]
+
+
+@pytest.mark.parametrize("bad", [5, 1.5, b"./memdir", ["./memdir"]])
+def test_a_path_that_is_not_a_path_is_a_typed_error(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(errors.MemoryPathError, match=r"str or pathlib\.Path"):
+        agentmem.Memory(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_path_is_refused_not_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           empty: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(errors.MemoryPathError, match="path is empty"):
+        agentmem.Memory(empty)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_file_that_cannot_be_created_is_a_path_error(tmp_path: Path) -> None:
+    (tmp_path / "m" / "LOCK").mkdir(parents=True)
+    with pytest.raises(errors.MemoryPathError, match="lock file"):
+        agentmem.Memory(tmp_path / "m", embedder="hash")
+
+
+def test_a_read_only_directory_is_a_path_error(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("running as root: chmod 0o555 does not stop root from writing")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    try:
+        with pytest.raises(errors.MemoryPathError, match="lock file"):
+            agentmem.Memory(tmp_path / "ro", embedder="hash")
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+
+
+def test_forget_many_checks_every_id_first(hmem: agentmem.Memory) -> None:
+    a, b = hmem.remember_many(["first fact", "second fact"])
+    with pytest.raises(errors.NotFoundError, match=r"no items 998, 999 .*nothing was forgotten"):
+        hmem.forget_many([a, 999, 998])
+    assert len(hmem) == 2
+    assert hmem.forget_many([a, b]) == [a, b]
+    assert len(hmem) == 0
+    with pytest.raises(errors.InvalidInputError, match="list of ids"):
+        hmem.forget_many(a)  # type: ignore[arg-type]

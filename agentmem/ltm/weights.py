@@ -7,6 +7,7 @@ complete file. ``load`` verifies the sha256 and refuses a damaged file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -86,6 +87,39 @@ def _is_torch(state: dict[str, Any]) -> bool:
     return any(type(v).__module__.startswith("torch") for v in state.values())
 
 
+ALIASES = "agentmem.aliases"  # safetensors metadata key: {alias: stored key} of tied tensors
+
+
+def _dedupe(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Tensors safetensors can write (it refuses shared storage), and the aliases to restore on load.
+
+    A tensor that is the same view of the same storage as an earlier key (tied weights, e.g. an
+    embedding and an output layer) is stored once, under the first key, and recorded as an alias; a
+    different view of shared storage (a slice) is stored as a copy of its own.
+    """
+    tensors: dict[str, Any] = {}
+    aliases: dict[str, str] = {}
+    first: dict[tuple[Any, ...], str] = {}  # (storage, offset, shape, stride, dtype) -> key
+    storages: set[Any] = set()
+    for key, value in state.items():
+        t = value.detach()
+        if t.device.type == "meta":
+            raise InvalidInputError(f"state[{key!r}] is on the meta device (it has no data); materialise the "
+                                    "model (e.g. model.to_empty(device='cpu') and load its weights) first")
+        storage = (t.device.type, t.device.index, t.untyped_storage().data_ptr()) if t.numel() else None
+        view = (storage, t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+        if storage is not None and view in first:
+            aliases[key] = first[view]
+            continue
+        shared = storage is not None and storage in storages
+        if storage is not None:
+            first[view] = key
+            storages.add(storage)
+        t = t.cpu()
+        tensors[key] = t.clone().contiguous() if shared or not t.is_contiguous() else t
+    return tensors, aliases
+
+
 class WeightStore:
     """save / load / versions / rollback of named state dicts."""
 
@@ -104,32 +138,48 @@ class WeightStore:
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"weight metadata must be JSON-serialisable: {exc}") from exc
         folder = self._root / name
+        new_folder = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
-        with self._journal.tx() as c:
-            row = c.execute("SELECT MAX(version) FROM weights WHERE name = ?", (name,)).fetchone()
-            version = (row[0] or 0) + 1
-            path = folder / f"v{version}.safetensors"
-            tmp = folder / f".v{version}.safetensors.tmp"
-            try:
-                self._write(tmp, state)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            os.replace(tmp, path)
-            _fsync_dir(folder)
-            c.execute("INSERT INTO weights (name, version, file, sha256, size, metadata, created_at) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (name, version, str(path.relative_to(self._root)), file_sha256(path), path.stat().st_size,
-                       meta_json, time.time()))
-            c.execute("INSERT OR REPLACE INTO weight_heads (name, version) VALUES (?, ?)", (name, version))
+        try:
+            with self._journal.tx() as c:
+                row = c.execute("SELECT MAX(version) FROM weights WHERE name = ?", (name,)).fetchone()
+                version = (row[0] or 0) + 1
+                path = folder / f"v{version}.safetensors"
+                tmp = folder / f".v{version}.safetensors.tmp"
+                try:
+                    self._write(tmp, state)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                os.replace(tmp, path)
+                self._commit(c, name, version, path, meta_json)
+        except BaseException:
+            if new_folder:  # a first save that failed leaves no empty weights/<name>/ behind
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
         return version
+
+    def _commit(self, c: Any, name: str, version: int, path: Path, meta_json: str) -> None:
+        _fsync_dir(path.parent)
+        c.execute("INSERT INTO weights (name, version, file, sha256, size, metadata, created_at) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  (name, version, str(path.relative_to(self._root)), file_sha256(path), path.stat().st_size,
+                   meta_json, time.time()))
+        c.execute("INSERT OR REPLACE INTO weight_heads (name, version) VALUES (?, ?)", (name, version))
 
     @staticmethod
     def _write(path: Path, state: dict[str, Any]) -> None:
         if _is_torch(state):
             from safetensors.torch import save_file as save_torch
 
-            save_torch({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(path))
+            tensors, aliases = _dedupe(state)
+            meta = {ALIASES: json.dumps(aliases, sort_keys=True)} if aliases else None
+            try:
+                save_torch(tensors, str(path), metadata=meta)
+            except (RuntimeError, ValueError) as exc:  # safetensors' own refusals
+                raise InvalidInputError(f"safetensors cannot store this state dict ({exc}); pass dense "
+                                        "tensors, e.g. model.state_dict()") from exc
         else:
             from safetensors.numpy import save_file as save_numpy
 
@@ -164,13 +214,14 @@ class WeightStore:
         if file_sha256(path) != sha:
             raise CorruptionError(f"weights file {path} for {name!r} v{version} fails its sha256 check; "
                                   "it was damaged after saving: roll back to another version")
-        if framework == "np":
-            from safetensors.numpy import load_file as load_numpy
+        from safetensors import safe_open
 
-            return dict(load_numpy(str(path)))
-        from safetensors.torch import load_file as load_torch
-
-        return dict(load_torch(str(path)))
+        with safe_open(str(path), framework="np" if framework == "np" else "pt") as fh:
+            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is not a dict)
+            aliases = json.loads((fh.metadata() or {}).get(ALIASES, "{}"))
+        for alias, kept in aliases.items():  # tied tensors were stored once: tie them again
+            state[alias] = state[kept]
+        return state
 
     def versions(self, name: str) -> list[WeightVersion]:
         """Every stored version of ``name``, oldest first."""

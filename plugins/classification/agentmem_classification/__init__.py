@@ -17,7 +17,7 @@ from agentmem import hookimpl
 def register_tasks(register: Any) -> None:
     from agentmem_classification.task import ClassificationTask
 
-    register("classification", ClassificationTask, input="image")
+    register("classification", ClassificationTask, input="image", settings=("hparams",))
 
 
 @hookimpl

@@ -18,10 +18,11 @@ def build(spec: dict[str, Any]) -> Any:
     if spec.get("kind") != "classifier" or spec.get("input") != "image":
         raise InvalidInputError(f"model 'cnn' serves image classifiers only; got kind={spec.get('kind')!r} "
                                 f"input={spec.get('input')!r}: use 'lstm' or 'transformer' for sequences")
+    from agentmem.training import model_kwargs
     from agentmem_cnn.lenet import LeNet
 
     return LeNet(tuple(spec["shape"]), int(spec["classes"]), quick=bool(spec.get("quick")),
-                 **spec.get("hparams", {}))
+                 **model_kwargs(LeNet, spec, "cnn"))
 
 
 @hookimpl

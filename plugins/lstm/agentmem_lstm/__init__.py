@@ -14,16 +14,20 @@ KINDS = ("classifier", "seq2seq", "recommender")
 
 def build(spec: dict[str, Any]) -> Any:
     """Build the recurrent model for a task ``spec`` (``spec["kind"]`` one of :data:`KINDS`)."""
+    from agentmem.training import model_kwargs
     from agentmem_lstm import models
 
-    kind, quick, hp = spec.get("kind"), bool(spec.get("quick")), dict(spec.get("hparams", {}))
+    kind, quick = spec.get("kind"), bool(spec.get("quick"))
     if kind == "classifier" and spec.get("input") == "image":
-        return models.RowClassifier(tuple(spec["shape"]), int(spec["classes"]), quick=quick, **hp)
+        return models.RowClassifier(tuple(spec["shape"]), int(spec["classes"]), quick=quick,
+                                    **model_kwargs(models.RowClassifier, spec, "lstm"))
     if kind == "seq2seq":
         return models.AttentionSeq2Seq(int(spec["src_vocab"]), int(spec["tgt_vocab"]), pad=int(spec.get("pad", 0)),
-                                       quick=quick, **hp)
+                                       quick=quick, **model_kwargs(models.AttentionSeq2Seq, spec, "lstm",
+                                                                   set_by_task=("pad",)))
     if kind == "recommender":
-        return models.SessionRecommender(int(spec["items"]), quick=quick, **hp)
+        return models.SessionRecommender(int(spec["items"]), quick=quick,
+                                         **model_kwargs(models.SessionRecommender, spec, "lstm"))
     raise InvalidInputError(f"model 'lstm' serves {', '.join(KINDS)} (classifier: image input); "
                             f"got kind={kind!r} input={spec.get('input')!r}: pick another model")
 

@@ -19,7 +19,7 @@ from agentmem import hookimpl
 def register_tasks(register: Any) -> None:
     from agentmem_recommendation.run import RecommendationTask
 
-    register("recommendation", RecommendationTask, input="items")
+    register("recommendation", RecommendationTask, input="items", settings=("hparams", "negatives"))
 
 
 @hookimpl

@@ -19,7 +19,7 @@ from agentmem import hookimpl
 def register_tasks(register: Any) -> None:
     from agentmem_translation.run import TranslationTask
 
-    register("translation", TranslationTask, input="text")
+    register("translation", TranslationTask, input="text", settings=("hparams",))
 
 
 @hookimpl
