@@ -71,3 +71,40 @@ def test_entities_linked_to_more_than_graph_max_df_items_are_hubs_and_ignored(tm
     assert recall_candidates(memory=mem, query="Hub", scope={"user": "u"}, k=10) == []
     assert recall_candidates(memory=mem, query="Rosalind", scope={"user": "other"}, k=10) == []
     mem.close()
+
+
+def test_extracted_facts_name_sentence_initial_non_ascii_and_titled_names(hmem: agentmem.Memory) -> None:
+    # issue 14.7: each of these names was missed or cut ("Paulo", "Dr"; Caroline and Zürich dropped)
+    met = hmem.remember("Caroline went to the support group yesterday with Melanie.", scope={"user": "u"})
+    moved = hmem.remember("Bruno moved from São Paulo to Zürich last spring.", scope={"user": "u"})
+    doctor = hmem.remember("Dr. Smith saw Émile on Monday.", scope={"user": "u"})
+    # sentence-initial common words are no names; a capitalised word used mid-sentence elsewhere is
+    chat = hmem.remember("The weather was great. Yesterday I went hiking with Jean-Luc. We loved it. "
+                         "Sounds fun? Will said so, and I believe Will.", metadata={"speaker": "Nadia"},
+                         scope={"user": "u"})
+    hmem.consolidate()
+    g = hmem.graph
+    assert g.facts("Caroline") == [Fact("Caroline", "mentioned with", "Melanie", met)]
+    assert g.facts("Bruno") == [Fact("Bruno", "mentioned with", "São Paulo", moved)]
+    assert set(g.neighbours("São Paulo")) == {"Bruno", "Zürich"}
+    assert g.facts("Dr. Smith") == [Fact("Dr. Smith", "mentioned with", "Émile", doctor)]
+    assert g.facts("Nadia") == [Fact("Nadia", "mentioned", "Jean-Luc", chat), Fact("Nadia", "mentioned", "Will", chat)]
+    for common in ("The", "Yesterday", "I", "We", "Sounds", "Dr", "Paulo"):
+        assert common not in g.g, common
+
+
+def test_graph_queries_name_entities_case_insensitively_as_find_entities_does(hmem: agentmem.Memory) -> None:
+    g = hmem.graph
+    g.add_fact("Caroline", "friend of", "Melanie")
+    g.add_fact("Melanie", "treated by", "Dr. Smith")
+    assert g.find_entities("did caroline meet melanie?") == ["Caroline", "Melanie"]
+    assert g.path("caroline", "melanie") == g.path("Caroline", "Melanie") == ["Caroline", "Melanie"]
+    assert g.path("CAROLINE", "dr smith") == ["Caroline", "Melanie", "Dr. Smith"]
+    assert g.find_entities("where does dr. smith work?") == ["Dr. Smith"]
+    assert g.facts("dr smith") == [Fact("Melanie", "treated by", "Dr. Smith")]
+    assert set(g.neighbours("melanie")) == {"Caroline", "Dr. Smith"}
+    assert g.path("caroline", "nobody") == [] and g.facts("nobody") == [] and g.neighbours("nobody") == []
+    # an exact name is always found, and a spelling differing only in case reaches both nodes
+    g.add_fact("caroline", "wrote", "a letter")
+    assert g.path("Caroline", "a letter") == ["caroline", "a letter"]
+    assert {f.object for f in g.facts("CAROLINE")} == {"Melanie", "a letter"}

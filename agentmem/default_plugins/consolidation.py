@@ -16,18 +16,74 @@ RECENCY_DAYS = 30.0
 # Rememberings of one statement this close in time merge (a retried or doubled write); further
 # apart they are separate events, each found by its own time.
 MERGE_WINDOW_S = 1.0
-# Capitalised words or runs of them ("Caroline", "New York"); the first word of a sentence is
-# dropped from a run because capitals there say nothing about names.
-_NAME = re.compile(r"\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)\b")
-_SENTENCE_START = re.compile(r"(^|[.!?:;\"]\s*)$")
+# A word of letters in any script, with inner hyphens or apostrophes ("Zürich", "Jean-Luc",
+# "O'Brien", "Don't"); it is capitalised when an upper-case letter is followed by a lower-case one
+# ("São", "McDonald", not "OK"). A possessive "'s" is not part of the name; a contraction is no name.
+_TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
+_POSSESSIVE = re.compile(r"['\u2019]s$")
+_CONTRACTION = re.compile(r"['\u2019][^\W\d_]*$")
+_SENTENCE_START = re.compile(r"(^|[.!?:;\"\u201c]\s*)$")
+# titles that end in a full stop without ending a sentence, and join the name they precede
+_TITLES = frozenset({"Dr", "Mr", "Mrs", "Ms", "Mx", "Prof", "St", "Mt", "Sr", "Jr", "Rev", "Capt", "Gen",
+                     "Sen", "Rep", "Gov", "Lt", "Col", "Sgt"})
+# never names, wherever they stand
 _STOP = frozenset({"I", "The", "A", "An", "It", "This", "That", "We", "You", "He", "She", "They", "My",
                    "Hey", "Hi", "Yes", "No", "Oh", "Thanks", "Thank", "Wow", "So", "And", "But", "What",
                    "When", "Where", "Why", "How", "Who", "Did", "Do", "Is", "Are", "Was", "Can", "Just",
                    "January", "February", "March", "April", "May", "June", "July", "August", "September",
                    "October", "November", "December", "Monday", "Tuesday", "Wednesday", "Thursday",
                    "Friday", "Saturday", "Sunday", "Today", "Yesterday", "Tomorrow"})
+# Words that open sentences: function words, time words, interjections, common verbs, adverbs,
+# adjectives and nouns. A sentence-initial capitalised word is a name unless it is one of these, ends
+# in "ing", or the text also uses it in lower case; it is a name when the text capitalises it
+# mid-sentence as well ("Will you ask Will?").
+_COMMON = frozenset({
+    "a", "about", "above", "after", "again", "against", "all", "almost", "along", "also", "although", "always",
+    "am", "among", "an", "and", "another", "any", "anybody", "anyone", "anything", "anyway", "anyways", "are",
+    "around", "as", "at", "away", "back", "be", "because", "been", "before", "being", "below", "besides", "between",
+    "both", "but", "by", "can", "could", "did", "do", "does", "done", "down", "during", "each", "either", "else",
+    "even", "ever", "every", "everybody", "everyone", "everything", "few", "for", "from", "had", "has", "have",
+    "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "however", "i", "if", "in", "instead",
+    "into", "is", "it", "its", "itself", "just", "least", "less", "let", "like", "many", "maybe", "me", "meanwhile",
+    "might", "mine", "more", "most", "much", "must", "my", "myself", "neither", "never", "next", "no", "nobody",
+    "none", "nor", "not", "now", "of", "off", "often", "on", "once", "one", "only", "or", "other", "others",
+    "otherwise", "our", "ours", "ourselves", "out", "over", "own", "perhaps", "plus", "quite", "rather", "same",
+    "she", "should", "since", "so", "some", "somebody", "someone", "something", "sometimes", "soon", "still",
+    "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they",
+    "this", "those", "though", "through", "thus", "to", "together", "too", "under", "unless", "until", "up", "upon",
+    "us", "very", "was", "we", "well", "were", "what", "whatever", "when", "whenever", "where", "whether", "which",
+    "while", "who", "whom", "whose", "why", "will", "with", "within", "without", "would", "yet", "you", "your",
+    "yours", "yourself", "yourselves", "gonna", "wanna", "gotta",
+    "today", "tonight", "yesterday", "tomorrow", "morning", "afternoon", "evening", "night", "last", "later",
+    "earlier", "first", "second", "third", "week", "weekend", "month", "year", "day", "days", "time", "times",
+    "hey", "hi", "hello", "yo", "oh", "ah", "aw", "aww", "awww", "wow", "woah", "whoa", "yay", "yup", "yep", "yeah",
+    "yea", "yes", "nope", "nah", "hmm", "mm", "mmm", "um", "uh", "oops", "oof", "ugh", "yum", "yikes", "woohoo",
+    "hooray", "haha", "lol", "omg", "ooh", "ok", "okay", "alright", "cheers", "bye", "goodbye", "congrats",
+    "congratulations", "thanks", "thank", "sorry", "please", "welcome", "bummer", "anytime", "dear", "gosh", "geez",
+    "jeez",
+    "absolutely", "actually", "apparently", "basically", "certainly", "clearly", "currently", "definitely",
+    "especially", "eventually", "exactly", "finally", "fortunately", "unfortunately", "thankfully", "hopefully",
+    "honestly", "ideally", "interestingly", "lately", "luckily", "naturally", "obviously", "overall", "personally",
+    "probably", "really", "recently", "seriously", "similarly", "surely", "totally", "truly", "usually",
+    "generally", "highly", "already",
+    "good", "great", "nice", "cool", "awesome", "amazing", "wonderful", "fantastic", "beautiful", "lovely", "glad",
+    "happy", "sad", "proud", "excited", "exciting", "interesting", "impressive", "incredible", "crazy", "cute",
+    "fun", "funny", "tough", "hard", "easy", "best", "better", "little", "small", "big", "long", "short", "super",
+    "pretty", "lucky", "sweet", "perfect", "true", "sure", "right", "wrong", "fine", "new", "old", "real",
+    "different", "special", "important", "mixed", "agreed",
+    "appreciate", "agree", "believe", "bet", "catch", "chat", "check", "cherish", "come", "count", "enjoy", "feel",
+    "find", "follow", "get", "give", "go", "guess", "hang", "hope", "imagine", "keep", "know", "learn",
+    "listen", "look", "love", "make", "mind", "miss", "need", "play", "remember", "say", "see", "seem",
+    "send", "sound", "stay", "take", "talk", "tell", "think", "try", "wait", "want", "watch", "wish", "work",
+    "looks", "feels", "makes", "seems", "sounds", "reminds", "means", "helps", "works", "gets", "takes", "goes",
+    "says", "thinks", "knows", "wants", "loves", "likes", "went", "got", "made", "took", "saw", "knew", "thought",
+    "felt", "wanted", "needed", "tried", "kept", "told", "said", "asked", "hoped", "started", "finished", "worked",
+    "found", "called", "came", "gave", "seen", "gone", "loved", "liked",
+    "life", "way", "thing", "things", "people", "family", "friends", "kids", "nature", "art", "music", "home",
+    "school", "lots", "kind", "sort", "part",
+})
 # a short quoted span without sentence punctuation inside: a title, if its words are capitalised
-_QUOTED = re.compile(r"[\"\u201c]([A-Z][^\"\u201d.,!?;:]{1,58}[^\"\u201d.,!?;:\s])[\"\u201d]")
+_QUOTED = re.compile(r"[\"\u201c]([^\W\d_][^\"\u201d.,!?;:]{1,58}[^\"\u201d.,!?;:\s])[\"\u201d]")
 _TITLE_SMALL = frozenset({"of", "the", "a", "an", "and", "in", "on", "to", "with", "for", "at", "by", "or"})
 
 
@@ -77,17 +133,37 @@ def extract_facts(item: Item) -> list[Fact]:
 
 
 def names(text: str) -> list[str]:
-    """Names in ``text``: runs of capitalised words (without sentence-initial words and common
-    capitalised words) and quoted titles ("The Alchemist" -> Alchemist), in order of appearance."""
+    """Names in ``text``, in order of appearance: runs of capitalised words in any script ("São
+    Paulo"), a title joined to its name ("Dr. Smith"), a sentence's first word when it is not a
+    common word (see ``_COMMON``), and quoted titles ("The Alchemist" -> Alchemist)."""
+    tokens = []
+    for m in _TOKEN.finditer(text):
+        word = _POSSESSIVE.sub("", m.group())
+        tokens.append((m.start(), m.start() + len(word), word))
+    lower = {w for _, _, w in tokens if w.islower()}
+    mid_caps = {w for i, (a, _, w) in enumerate(tokens) if _capitalised(w)
+                and not _SENTENCE_START.search(text[tokens[i - 1][1] if i else 0:a])}
     found = []
-    for m in _NAME.finditer(text):
-        words = m.group(1).split()
-        if _SENTENCE_START.search(text[: m.start()]):
-            words = words[1:]
-        while words and words[0] in _STOP:
-            words = words[1:]
-        if words:
-            found.append((m.start(), " ".join(words)))
+    i = 0
+    while i < len(tokens):
+        if not _capitalised(tokens[i][2]):
+            i += 1
+            continue
+        run = [tokens[i]]
+        initial = _SENTENCE_START.search(text[tokens[i - 1][1] if i else 0:tokens[i][0]]) is not None
+        while i + 1 < len(tokens) and _capitalised(tokens[i + 1][2]) and \
+                _joins(run[-1][2], text[run[-1][1]:tokens[i + 1][0]]):
+            i += 1
+            run.append(tokens[i])
+        i += 1
+        first = run[0][2]
+        if initial and first not in mid_caps and (first.lower() in _COMMON or first.lower() in lower
+                                                  or first.endswith("ing")):
+            run = run[1:]
+        while run and run[0][2] in _STOP:
+            run = run[1:]
+        if run and not (len(run) == 1 and run[0][2] in _TITLES):
+            found.append((run[0][0], " ".join(text[run[0][0]:run[-1][1]].split())))
     for m in _QUOTED.finditer(text):
         words = m.group(1).split()
         if len(words) <= 6 and all(w[0].isupper() or w in _TITLE_SMALL for w in words):
@@ -96,3 +172,12 @@ def names(text: str) -> list[str]:
             if words:
                 found.append((m.start(), " ".join(words)))
     return [name for _, name in sorted(found)]
+
+
+def _capitalised(word: str) -> bool:
+    return len(word) > 1 and word[0].isupper() and word[1].islower() and not _CONTRACTION.search(word)
+
+
+def _joins(previous: str, gap: str) -> bool:
+    """Whether two capitalised words with ``gap`` between them belong to one name."""
+    return gap.isspace() or (previous in _TITLES and gap.startswith(".") and gap[1:].isspace())

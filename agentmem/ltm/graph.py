@@ -49,6 +49,11 @@ def _query(entity: object, scope: object) -> dict[str, str]:
     return validate.scope(scope)
 
 
+def _key(name: str) -> str:
+    """How a name is matched: its words, lower-cased ("Dr. Smith" and "dr smith" -> "dr smith")."""
+    return " ".join(_WORD.findall(name.lower()))
+
+
 def _in_scope(edge_scope: dict[str, str], scope: dict[str, str]) -> bool:
     return all(edge_scope.get(k) == v for k, v in scope.items())
 
@@ -66,7 +71,10 @@ def _locked(method: F) -> F:
 
 
 class KnowledgeGraph:
-    """Entities and relations, linked to the items they were learned from."""
+    """Entities and relations, linked to the items they were learned from. Queries name entities
+    case-insensitively, by their words, as :meth:`find_entities` matches them: ``path("caroline",
+    "melanie")`` finds the path between "Caroline" and "Melanie" (and any other spellings of either
+    that differ only in case or punctuation)."""
 
     def __init__(self, journal: Journal, writable: bool = True) -> None:
         import networkx as nx
@@ -74,7 +82,7 @@ class KnowledgeGraph:
         self._journal = journal
         self._writable = writable
         self.g: nx.MultiDiGraph = nx.MultiDiGraph()
-        self._by_lower: dict[str, set[str]] = {}
+        self._by_lower: dict[str, set[str]] = {}  # _key(name) -> the names (nodes) with that key
         self._item_edges: dict[int, set[tuple[str, str, int]]] = {}  # item -> its edges (s, o, fact id)
         self._max_words = 1
         self.rebuild()
@@ -97,7 +105,7 @@ class KnowledgeGraph:
         if item is not None:
             self._item_edges.setdefault(item, set()).add((s, o, fid))
         for name in (s, o):
-            self._by_lower.setdefault(name.lower(), set()).add(name)
+            self._by_lower.setdefault(_key(name), set()).add(name)
             self._max_words = max(self._max_words, min(6, len(_WORD.findall(name))))
 
     def add_fact(self, subject: str, relation: str, object: str, item: int | None = None,
@@ -149,6 +157,11 @@ class KnowledgeGraph:
         for fid, s, r, o, item, scope in rows:
             self._add_edge(fid, s, r, o, item, scope)
 
+    def _nodes(self, entity: str) -> list[str]:
+        """The graph's names for ``entity``: itself if it is one, and every name with its key."""
+        names = self._by_lower.get(_key(entity), set()) | ({entity} if entity in self.g else set())
+        return sorted(names, key=lambda n: (n != entity, n))
+
     def _edges(self, scope: dict[str, str]) -> Iterable[tuple[str, str, int, dict[str, Any]]]:
         for s, o, key, data in self.g.edges(keys=True, data=True):
             if _in_scope(data["scope"], scope):
@@ -159,13 +172,12 @@ class KnowledgeGraph:
               scope: dict[str, str] | None = None) -> list[Fact]:
         """Facts whose subject or object is ``entity`` (all facts when None), optionally of one relation."""
         scope = _query("" if entity is None else entity, scope)
-        if entity is not None and entity not in self.g:
-            return []
         if entity is None:
             edges = self._edges(scope)
         else:
-            out_e = self.g.out_edges(entity, keys=True, data=True)
-            in_e = self.g.in_edges(entity, keys=True, data=True)
+            nodes = self._nodes(entity)
+            out_e = self.g.out_edges(nodes, keys=True, data=True)
+            in_e = self.g.in_edges(nodes, keys=True, data=True)
             edges = (e for e in [*out_e, *in_e] if _in_scope(e[3]["scope"], scope))
         seen: set[int] = set()
         result = []
@@ -182,9 +194,8 @@ class KnowledgeGraph:
         scope = _query(entity, scope)
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
             raise InvalidInputError(f"depth must be an int >= 0, got {depth!r}")
-        if entity not in self.g:
-            return []
-        seen, frontier, order = {entity}, [entity], []
+        frontier = self._nodes(entity)
+        seen, order = set(frontier), []
         for _ in range(depth):
             nxt = []
             for node in frontier:
@@ -205,13 +216,18 @@ class KnowledgeGraph:
 
         scope = _query(source, scope)
         _query(target, None)
-        if source not in self.g or target not in self.g:
-            return []
         view = nx.subgraph_view(self.g, filter_edge=lambda s, o, k: _in_scope(self.g[s][o][k]["scope"], scope))
-        try:
-            return list(nx.shortest_path(view.to_undirected(as_view=True), source, target))
-        except nx.NetworkXNoPath:
-            return []
+        undirected = view.to_undirected(as_view=True)
+        best: list[str] = []
+        for s in self._nodes(source):
+            for t in self._nodes(target):
+                try:
+                    found = list(nx.shortest_path(undirected, s, t))
+                except nx.NetworkXNoPath:
+                    continue
+                if not best or len(found) < len(best):
+                    best = found
+        return best
 
     @_locked
     def find_entities(self, text: str) -> list[str]:
@@ -254,11 +270,11 @@ class KnowledgeGraph:
             if node not in self.g or self.g.degree(node) > 0:
                 continue
             self.g.remove_node(node)
-            names = self._by_lower.get(node.lower())
+            names = self._by_lower.get(_key(node))
             if names:
                 names.discard(node)
                 if not names:
-                    del self._by_lower[node.lower()]
+                    del self._by_lower[_key(node)]
 
     @_locked
     def relink(self, old: int, new: int) -> None:
