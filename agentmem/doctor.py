@@ -6,6 +6,11 @@ cache, the graph, the weight files (sha256 of every version), leftovers of inter
 the write lock. ``--repair`` takes the write lock (bounded wait) and rebuilds from the journal: the
 vector cache, the full-text index, facts or merge records that point at missing items, leftovers.
 The journal itself and damaged weight files cannot be rebuilt; the report says what to do instead.
+
+A vector cache behind the journal is not a problem: a live writer saves it on close (and every
+``SAVE_EVERY`` new vectors), and a reader catches up in memory; without a live writer the next writer
+(or ``--repair``) saves it. Either way it is reported as ``info`` and doctor exits 0, so a monitoring
+job can run it beside live agents. Likewise a graph read while the writer adds facts.
 """
 
 from __future__ import annotations
@@ -26,13 +31,15 @@ from agentmem.errors import CorruptionError, InvalidInputError, MemoryPathError,
 
 @dataclass
 class Check:
-    """One finding. ``fixable``: ``--repair`` can rebuild it from the journal."""
+    """One finding. ``fixable``: ``--repair`` can rebuild it from the journal; ``info``: ok, but
+    worth knowing (a cache behind the journal, rebuilt from it)."""
 
     name: str
     ok: bool
     detail: str
     fixable: bool = False
     repaired: bool = False
+    info: bool = False
 
 
 @dataclass
@@ -64,14 +71,15 @@ def diagnose(path: str | Path) -> Report:
         report.checks.append(Check("journal", False, str(exc)))
         _check_lock(Path(path), report)
         return report
+    writer = _writer(Path(path))
     with mem:
         problems = mem.journal.integrity()
         _check_journal(mem, [p for p in problems if not p.startswith("full-text")], report)
         fts = [p for p in problems if p.startswith("full-text")]
         report.checks.append(Check("full-text index", not fts, "; ".join(fts) or "every item indexed once",
                                    fixable=bool(fts)))
-        _check_vectors(mem, report)
-        _check_graph(mem, report)
+        _check_vectors(mem, writer, report)
+        _check_graph(mem, writer, report)
         _check_weights(mem, report)
         _check_leftovers(mem, report)
     _check_lock(Path(path), report)
@@ -92,14 +100,22 @@ def _check_journal(mem: Any, problems: list[str], report: Report) -> None:
     report.checks.append(Check("journal", not problems, detail))
 
 
-def _check_vectors(mem: Any, report: Report) -> None:
+def _check_vectors(mem: Any, writer: str | None, report: Report) -> None:
     # a read-only open loads the cache and catches it up in memory; what it had to do is the finding
     found = [n for n in mem.notices if n.startswith("vector cache")]
-    detail = "; ".join(found) if found else f"{len(mem.vector)} vectors, in step with the journal"
-    report.checks.append(Check("vector cache", not found, detail, fixable=bool(found)))
+    if found:
+        report.checks.append(Check("vector cache", False, "; ".join(found), fixable=True))
+    elif mem.lag and writer:
+        report.checks.append(Check("vector cache", True, f"{'; '.join(mem.lag)} (normal while {writer} writes: "
+                                   "it saves the cache on close)", info=True))
+    elif mem.lag:
+        report.checks.append(Check("vector cache", True, f"{'; '.join(mem.lag)} (the last writer did not close; "
+                                   "the next one catches it up, --repair saves it now)", fixable=True, info=True))
+    else:
+        report.checks.append(Check("vector cache", True, f"{len(mem.vector)} vectors, in step with the journal"))
 
 
-def _check_graph(mem: Any, report: Report) -> None:
+def _check_graph(mem: Any, writer: str | None, report: Report) -> None:
     conn = mem.journal.conn
     facts = conn.execute("SELECT COUNT(*) FROM facts").fetchone()[0]
     dangling = conn.execute("SELECT COUNT(*) FROM facts WHERE item_id IS NOT NULL AND item_id NOT IN "
@@ -112,10 +128,13 @@ def _check_graph(mem: Any, report: Report) -> None:
         problems.append(f"{dangling} fact(s) point at items that no longer exist")
     if orphans:
         problems.append(f"{orphans} merge record(s) point at items that no longer exist")
-    if edges != facts:
+    moved = edges != facts  # the graph is rebuilt on open: only a live writer changes facts since
+    if moved and not writer:
         problems.append(f"the graph holds {edges} edges for {facts} journaled facts")
-    detail = "; ".join(problems) or f"{facts} facts, {mem.graph.stats()['entities']} entities (rebuilt on open)"
-    report.checks.append(Check("graph", not problems, detail, fixable=bool(dangling or orphans)))
+    detail = "; ".join(problems) or f"{facts} facts, {mem.graph.stats()['entities']} entities (rebuilt on open" + \
+        (f"; {writer} has changed facts since)" if moved else ")")
+    report.checks.append(Check("graph", not problems, detail, fixable=bool(dangling or orphans),
+                               info=moved and not problems))
 
 
 def _check_weights(mem: Any, report: Report) -> None:
@@ -135,22 +154,26 @@ def _check_leftovers(mem: Any, report: Report) -> None:
     report.checks.append(Check("leftovers", not stray, detail, fixable=bool(stray)))
 
 
-def _check_lock(path: Path, report: Report) -> None:
+def _writer(path: Path) -> str | None:
+    """Who holds the write lock ("pid 123"), None when no writer is open."""
     lock = path / "LOCK"
     if not lock.exists():
-        report.checks.append(Check("write lock", True, "free"))
-        return
+        return None
     fd = os.open(lock, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)
-            detail = "free"
+            return None
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            detail = f"held by {holder} (a writer is open; --repair waits for it)"
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
     finally:
         os.close(fd)
+
+
+def _check_lock(path: Path, report: Report) -> None:
+    holder = _writer(path)
+    detail = f"held by {holder} (a writer is open; --repair waits for it)" if holder else "free"
     report.checks.append(Check("write lock", True, detail))
 
 
@@ -161,7 +184,8 @@ def repair(path: str | Path, lock_timeout: float = 10.0) -> Report:
 
     before = diagnose(path)
     broken = {c.name for c in before.checks if not c.ok}
-    if not broken or "journal" in broken:
+    todo = broken | {c.name for c in before.checks if c.fixable}  # a cache behind with no writer: saved
+    if not todo or "journal" in broken:
         return before
     with Memory(path, lock_timeout=lock_timeout) as mem:  # opening sweeps leftovers, catches the cache up
         notices = list(mem.notices)
@@ -176,7 +200,7 @@ def repair(path: str | Path, lock_timeout: float = 10.0) -> Report:
     after = diagnose(path)
     after.notices = notices
     for check in after.checks:
-        check.repaired = check.ok and check.name in broken
+        check.repaired = check.ok and check.name in todo
     return after
 
 
@@ -201,7 +225,7 @@ def doctor(path_arg: str | None, path: str | None, fix: bool, lock_timeout: floa
         for notice in report.notices:
             click.echo(f"notice: {notice}")
         for c in report.checks:
-            status = "fixed" if c.repaired else "ok" if c.ok else "FAIL"
+            status = "fixed" if c.repaired else "FAIL" if not c.ok else "info" if c.info else "ok"
             hint = " (agentmem doctor --repair rebuilds it)" if not c.ok and c.fixable and not fix else ""
             click.echo(f"{status:<6} {c.name:<16} {c.detail}{hint}")
     sys.exit(0 if report.ok else 1)

@@ -53,6 +53,7 @@ class Memory:
         self.config = (config or Config()).updated(**options)
         self.read_only = read_only
         self.notices: list[str] = []  # what opening found and repaired, for humans
+        self.lag: list[str] = []  # read-only: how far the saved vector cache was behind the journal
         self._lock = threading.RLock()
         self._closed = False
         self._uses: dict[int, int] = {}
@@ -135,7 +136,7 @@ class Memory:
                 why = "not a vector cache archive" if "pickle" in str(exc) else str(exc)  # numpy's hint misleads
                 self._notice(f"vector cache {file.name} is unreadable ({why}); rebuilding it from the journal")
         elif self.journal.counts()["ltm"]:
-            self._notice(f"vector cache {file.name} is missing; rebuilding it from the journal")
+            self._behind(f"vector cache {file.name} is missing; rebuilding it from the journal")
         if index is not None and not self._cache_matches(index):
             self._notice(f"vector cache {file.name} holds vectors that differ from the journal (copied from "
                          "another memory?); rebuilding it from the journal")
@@ -158,7 +159,7 @@ class Memory:
         if len(unknown):
             index.set_times(*self.journal.times(unknown.tolist()))
         if (len(stale) or len(missing)) and not rebuilt:
-            self._notice(f"vector cache was behind the journal: added {len(missing)}, dropped {len(stale)}")
+            self._behind(f"vector cache was behind the journal: added {len(missing)}, dropped {len(stale)}")
         self._unsaved = len(stale) + len(missing) + int(rebuilt and file.exists())  # > 0: close saves it
         return index
 
@@ -194,6 +195,16 @@ class Memory:
     def _notice(self, message: str) -> None:
         log.warning("%s: %s", self.path, message)
         self.notices.append(message)
+
+    def _behind(self, message: str) -> None:
+        """A saved cache behind the journal. Normal for a reader beside a live writer, which saves the
+        cache on close and every ``SAVE_EVERY`` new vectors: logged at info, kept in ``lag`` (for
+        ``doctor``), not a notice. A writer finding it warns: the last writer did not close."""
+        if self.read_only:
+            log.info("%s: %s", self.path, message)
+            self.lag.append(message)
+        else:
+            self._notice(message)
 
     def close(self) -> None:
         """Flush caches and release the write lock. Safe to call twice."""

@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import select
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +299,87 @@ def test_doctor_beside_a_writer_and_on_a_newer_schema(tmp_path: Path) -> None:
     assert code == 1 and "newer than this agentmem" in report["checks"][0]["detail"]
     code, report = doctor(str(tmp_path / "nowhere"))
     assert code == 1 and "holds no memory" in report["checks"][0]["detail"]
+
+
+WRITER = """
+import sys
+import agentmem
+mem = agentmem.Memory(sys.argv[1], embedder="hash")
+mem.remember_many([f"note {n} on the harbour crane, shift {n % 7}" for n in range(300)], progress=False)
+print("ready", flush=True)
+sys.stdin.read()  # until the test closes stdin
+mem.close()
+"""
+
+
+def start_writer(path: Path) -> subprocess.Popen[str]:
+    """A writer in another process that remembered 300 items (long-term, its cache not yet saved)."""
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 120)
+    assert ready and proc.stdout.readline().strip() == "ready", "the writer did not start"
+    return proc
+
+
+def stop(proc: subprocess.Popen[str], kill: bool = False) -> None:
+    try:
+        if kill:
+            proc.kill()
+        elif proc.stdin is not None:
+            proc.stdin.close()
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def agentmem_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agentmem", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_doctor_and_readers_beside_a_live_writer_see_lag_not_damage(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # issue 14.8: doctor exited 1 ("vectors.npz is missing") and every reader warned, while the writer was fine
+    path = tmp_path / "m"
+    writer = start_writer(path)
+    try:
+        assert not (path / "vectors.npz").exists()  # the writer saves its cache on close
+        text = agentmem_cli("doctor", "--path", str(path))
+        assert text.returncode == 0 and text.stderr == "", text
+        assert "FAIL" not in text.stdout and "info   vector cache" in text.stdout, text.stdout
+        as_json = agentmem_cli("doctor", "--path", str(path), "--json")
+        report = json.loads(as_json.stdout)
+        assert as_json.returncode == 0 and report["ok"] and report["notices"] == [], report
+        vectors = next(c for c in report["checks"] if c["name"] == "vector cache")
+        assert vectors["ok"] and vectors["info"] and not vectors["fixable"], vectors
+        assert "normal while pid" in vectors["detail"], vectors
+        stats = agentmem_cli("stats", "--path", str(path), "--json")
+        assert stats.returncode == 0 and stats.stderr == "" and json.loads(stats.stdout)["vectors"] == 300, stats
+        with caplog.at_level(logging.INFO, logger="agentmem"), agentmem.Memory(path, read_only=True) as reader:
+            assert reader.notices == [] and reader.lag and len(reader.recall("harbour crane", k=3)) == 3
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+        assert any("vector cache" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+    finally:
+        stop(writer)
+    code, report = doctor(str(path))  # closed: the writer saved the cache
+    vectors = next(c for c in report["checks"] if c["name"] == "vector cache")
+    assert code == 0 and not vectors["info"] and "300 vectors, in step" in vectors["detail"], report
+
+
+def test_doctor_after_a_writer_died_reports_the_cache_behind_as_info_and_repair_saves_it(tmp_path: Path) -> None:
+    # no live writer: the cache is behind because the last writer never closed; nothing is lost (the
+    # journal has every vector) and any writer catches it up, so this is info, exit 0, and --repair saves it
+    path = tmp_path / "m"
+    stop(start_writer(path), kill=True)
+    code, report = doctor(str(path))
+    vectors = next(c for c in report["checks"] if c["name"] == "vector cache")
+    assert code == 0 and report["ok"], report
+    assert vectors["info"] and vectors["fixable"] and "did not close" in vectors["detail"], vectors
+    code, report = doctor(str(path), "--repair")
+    vectors = next(c for c in report["checks"] if c["name"] == "vector cache")
+    assert code == 0 and vectors["repaired"] and not vectors["info"], report
+    assert (path / "vectors.npz").exists()
 
 
 def test_catch_up_after_a_crash_is_searched_exactly_then_indexed_on_close(tmp_path: Path) -> None:
