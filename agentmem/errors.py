@@ -59,5 +59,10 @@ class CorruptionError(AgentMemError):
     """A stored file failed its integrity check (e.g. a weights file whose sha256 differs)."""
 
 
+class ModelError(AgentMemError):
+    """The agent was asked to apply a model it does not hold (e.g. an event with ``data`` for an
+    ``Agent(model=...)`` built without a ``spec``)."""
+
+
 class PluginError(AgentMemError):
     """A plugin failed to load or two plugins registered the same name."""
