@@ -22,7 +22,8 @@ class Config:
     dedup: bool = True
     # importance decays with this half-life (days) at ranking time
     half_life_days: float = 30.0
-    # optional forget policy: keep at most this many LTM items (lowest importance forgotten, logged)
+    # optional forget policy: keep at most this many LTM items per scope (each user/agent/session
+    # combination items were remembered with has its own limit; lowest importance forgotten, logged)
     ltm_max_items: int | None = None
     # vector cache: approximate (HNSW) search from this many vectors on
     ann_threshold: int = 20_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +208,27 @@ def test_forget_policy_is_logged(tmp_path: Path) -> None:
         assert mem.stats()["ltm"] == 5 and len(report.forgotten) == 7
         logged = mem.journal.conn.execute("SELECT detail FROM log WHERE action = 'forget'").fetchall()
         assert "ltm_max_items=5" in logged[0][0]
+
+
+def test_forget_policy_limits_each_scope_not_the_whole_memory(tmp_path: Path) -> None:
+    # issue 14.14: least_important was global, so one user's new items pushed out another's memories
+    day = 86400.0
+    now = time.time()
+    with agentmem.Memory(tmp_path / "m", embedder="hash", ltm_max_items=3) as mem:
+        bob = mem.remember_many(["Bob's sister lives in Lisbon", "Bob is allergic to penicillin"],
+                                scope={"user": "bob"}, times=[now - 700 * day, now - 720 * day])
+        mem.consolidate()
+        # Alice's notes are spread over years: the newest are the most important (importance decays)
+        notes = [f"Alice noted on visit {n} that the clinic moved its hours to {7 + n % 5} am" for n in range(10)]
+        alice = mem.remember_many(notes, scope={"user": "alice"}, times=[now - (9 - n) * 150 * day for n in range(10)])
+        report = mem.consolidate()
+        assert sorted(report.forgotten) == sorted(alice[:7])
+        assert [it.id for it in mem if it.scope == {"user": "bob"}] == bob  # the oldest, least important items
+        assert sorted(it.id for it in mem if it.scope == {"user": "alice"}) == sorted(alice[-3:])
+        assert [h.id for h in mem.recall("Where does Bob's sister live?", k=1, scope={"user": "bob"})] == bob[:1]
+        another = mem.remember("Bob moved his appointment to Friday", scope={"user": "bob"})
+        mem.consolidate()  # Bob's third item fits; a fourth would push out his least important
+        assert sorted(it.id for it in mem if it.scope == {"user": "bob"}) == sorted([*bob, another])
 
 
 def test_a_vector_cache_saved_without_item_times_gets_them_on_open(tmp_path) -> None:

@@ -532,16 +532,21 @@ class Journal:
                 "SELECT merged_id FROM merges WHERE canonical_id = ?", (canonical_id,))]
 
     def least_important(self, keep: int, half_life_days: float) -> list[int]:
-        """LTM ids beyond the ``keep`` most important (importance decayed by age)."""
+        """LTM ids beyond the ``keep`` most important of their scope (importance decayed by age; ties:
+        the older goes). Each scope (user, agent, session, as stored) is its own partition: one
+        user's new items never push out another's."""
         now = time.time()
         with self.lock:
-            total = self.conn.execute("SELECT COUNT(*) FROM items WHERE tier = 'ltm'").fetchone()[0]
-            if total <= keep:
+            over = self.conn.execute(
+                "SELECT 1 FROM items WHERE tier = 'ltm' GROUP BY user, agent, session HAVING COUNT(*) > ? "
+                "LIMIT 1", (keep,)).fetchone()
+            if over is None:
                 return []
             rows = self.conn.execute(
-                "SELECT id FROM items WHERE tier = 'ltm' ORDER BY "
-                "importance * pow(0.5, (? - COALESCE(event_time, created_at)) / 86400.0 / ?) + 0.1 * uses, id "
-                "LIMIT ?", (now, half_life_days, total - keep)).fetchall()
+                "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY user, agent, session ORDER BY "
+                "importance * pow(0.5, (? - COALESCE(event_time, created_at)) / 86400.0 / ?) + 0.1 * uses DESC, "
+                "id DESC) AS place FROM items WHERE tier = 'ltm') WHERE place > ? ORDER BY id",
+                (now, half_life_days, keep)).fetchall()
         return [r[0] for r in rows]
 
     def canonical(self, item_id: int) -> int | None:
