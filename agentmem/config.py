@@ -36,6 +36,12 @@ class Config:
     weight_context: float = 0.45  # lexical BM25 over context windows (agentmem.ltm.windows)
     weight_lexical: float = 0.1  # lexical BM25 over the item's own text
     weight_graph: float = 0.3  # per recall_candidates plugin list (rank-based: rrf_k decay)
+    # BM25 over gram terms (agentmem.grams: character pairs of Chinese, Japanese, Thai..., and emoji),
+    # used when the query has any: the weight of both word lists, which find nothing in such text
+    weight_grams: float = 0.55
+    # an item stating exactly the query (agentmem.statement: case, spacing and final punctuation
+    # aside) gains this much, which puts it first
+    exact_boost: float = 10.0
     rrf_k: int = 60
     candidates: int = 50  # ids taken from each list (at least 2 * k)
     # time: a date or period named in the query ("on 8 May 2023", "in June", "last week") adds
@@ -65,8 +71,8 @@ class Config:
                      "lexical_budget", "graph_seeds", "graph_max_df"):
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"config {name} must be >= 1")
-        for name in ("weight_vector", "weight_context", "weight_lexical", "weight_graph", "time_boost",
-                     "time_slack_days", "graph_boost"):
+        for name in ("weight_vector", "weight_context", "weight_lexical", "weight_graph", "weight_grams",
+                     "exact_boost", "time_boost", "time_slack_days", "graph_boost"):
             if not float(getattr(self, name)) >= 0.0:
                 raise InvalidInputError(f"config {name} must be >= 0")
         if not 0.0 <= self.diversity < 1.0:

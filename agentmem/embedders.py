@@ -17,6 +17,9 @@ class Embedder(ABC):
 
     name: str = "embedder"
     backend: str = ""  # what computes the vectors ("torch", "onnx", "int8", ...), for reports
+    # Texts longer than this many characters are also embedded in passages of about this size
+    # (agentmem.ltm.passages), since the model reads only their start; None: it reads any length whole.
+    passage_chars: int | None = None
 
     @property
     @abstractmethod
@@ -39,6 +42,22 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+CHARS_PER_TOKEN = 3  # a passage of 3 characters per token fits the model's window (English averages ~4)
+
+
+def window_chars(path: str | os.PathLike[str]) -> int | None:
+    """``passage_chars`` for the sentence-transformers model in ``path``: its ``max_seq_length``
+    tokens (from ``sentence_bert_config.json``) at :data:`CHARS_PER_TOKEN`; None if it names none."""
+    import json
+    from pathlib import Path
+
+    try:
+        tokens = json.loads((Path(path) / "sentence_bert_config.json").read_text()).get("max_seq_length")
+    except (OSError, ValueError):
+        return None
+    return CHARS_PER_TOKEN * int(tokens) if tokens else None
+
+
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model loaded from a local directory (never from a hub)."""
 
@@ -50,6 +69,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._batch_size = batch_size
         self._model: Any = None
         self._dim: int | None = None
+        self.passage_chars = window_chars(path)
 
     def _load(self) -> Any:
         if self._model is None:

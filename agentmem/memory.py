@@ -27,6 +27,7 @@ from agentmem.errors import (
 from agentmem.ltm.graph import KnowledgeGraph
 from agentmem.ltm.journal import Journal, content_hash
 from agentmem.ltm.lock import WriterLock
+from agentmem.ltm.passages import PassageIndex, split
 from agentmem.ltm.vector import VectorIndex
 from agentmem.ltm.weights import WeightStore
 from agentmem.plugins import get, get_embedder
@@ -96,6 +97,7 @@ class Memory:
         self.embedder_name, self.dim = self._resolve_embedder()
         self.stm = ShortTermMemory(self.dim, self.config.stm_items, self.config.stm_bytes, lexicon=True)
         self.vector = self._open_vectors()
+        self.passages = self._open_passages()
         self.graph: KnowledgeGraph = get("stores", "networkx").obj(self.journal, writable=not self.read_only)
         self.weights = WeightStore(self.journal, self.path / "weights")
         self._sweep()
@@ -163,6 +165,27 @@ class Memory:
         self._unsaved = len(stale) + len(missing) + int(rebuilt and file.exists())  # > 0: close saves it
         return index
 
+    def _open_passages(self) -> PassageIndex:
+        """The passages of long texts, from the journal. A writer first embeds those that long items
+        lack (stored before passages existed, or by an embedder version with a longer window): once
+        per window size, recorded in the journal's meta."""
+        index = PassageIndex(self.dim)
+        size = getattr(self.embedder, "passage_chars", None) if not self.read_only else None
+        if size and self.journal.has_grams and self.journal.get_meta("passage_chars") != str(size):
+            todo = self.journal.without_passages(size)
+            bar = _progress(len(todo), None if len(todo) > 50 else False, "passages")
+            for item_id, text in todo:
+                spans = split(text, size)
+                vecs = self._embed([text[a:b] for a, b in spans])
+                self.journal.add_passages([(item_id, a, b, v) for (a, b), v in zip(spans, vecs, strict=True)])
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
+            self.journal.set_meta("passage_chars", str(size))
+        index.add(*self.journal.passages())
+        return index
+
     def _cache_matches(self, index: VectorIndex, sample: int = 64) -> bool:
         """Whether a spread sample of cached vectors equals the journal's (ids are never reused, so an
         id's vector never changes: a difference means the file belongs to another journal)."""
@@ -217,6 +240,7 @@ class Memory:
                     if self._unsaved:
                         self.save_index()
                 self.vector.close()
+                self.passages.close()
                 self.journal.close()
             finally:
                 self._closed = True
@@ -252,7 +276,9 @@ class Memory:
     def remember(self, text: str, metadata: dict[str, Any] | None = None, scope: dict[str, str] | None = None,
                  *, time: Any = None, embedding: Any = None, activations: dict[str, Any] | None = None) -> int:
         """Store one text; return its id once it is durable. ``time`` is when the remembered event
-        happened (number, datetime or ISO string); ``embedding`` skips the embedder (shape (dim,))."""
+        happened (number, datetime or ISO string); ``embedding`` skips the embedder (shape (dim,)).
+        A text longer than the embedder reads whole is also embedded in passages (see
+        :mod:`agentmem.ltm.passages`), with or without ``embedding``, so all of it is found by meaning."""
         return self.remember_many([text], [metadata] if metadata is not None else None, scope,
                                   times=[time], embeddings=None if embedding is None else [embedding],
                                   activations=[activations] if activations else None, progress=False)[0]
@@ -289,9 +315,12 @@ class Memory:
             rows = [{"text": texts[j], "metadata": metas[j][1], "scope": scope_, "created_at": now,
                      "event_time": stamps[j], "content_hash": content_hash(texts[j]),
                      "embedding": batch_vecs[j - start]} for j in range(start, end)]
+            long = self._passages_of(rows)
             with self._lock:
                 self._check_open(write=True)
                 new_ids = self.journal.insert_items(rows)
+                if long:
+                    self.passages.add(*self.journal.passages([new_ids[j] for j in long]))
                 items = [Item(i, texts[j], metas[j][0], dict(scope_), now, stamps[j])
                          for i, j in zip(new_ids, range(start, end), strict=True)]
                 self.stm.add(items, batch_vecs, list(activations[start:end]) if activations else None)
@@ -303,6 +332,20 @@ class Memory:
         if bar is not None:
             bar.close()
         return ids
+
+    def _passages_of(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Give each row whose text is longer than the embedder's window its passages (spans and
+        vectors, embedded in one batch); return the positions of those rows."""
+        size = getattr(self.embedder, "passage_chars", None)
+        if not size or not self.journal.has_grams:  # a writer on a patched-back schema (tests) stores none
+            return []
+        spans = {j: split(r["text"], size) for j, r in enumerate(rows) if len(r["text"]) > size}
+        if not spans:
+            return []
+        vecs = iter(self._embed([rows[j]["text"][a:b] for j, sp in spans.items() for a, b in sp]))
+        for j, sp in spans.items():
+            rows[j]["passages"] = [(a, b, next(vecs)) for a, b in sp]
+        return list(spans)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         vecs = np.asarray(self.embedder.embed_batch(list(texts)), dtype=np.float32)
@@ -361,6 +404,7 @@ class Memory:
             self.vector.remove(ids)
             raise
         self._unsaved += len(promote)
+        self.passages.remove_items([d.id for d, _, _ in merges])  # the journal deleted them with the items
         for dup, canonical, _ in merges:
             self.graph.relink(dup.id, canonical)
         self.graph.add_rows(fact_rows)
@@ -417,6 +461,7 @@ class Memory:
     def _forget_ids(self, ids: list[int], reason: str) -> None:
         self.journal.delete_items(ids, reason)
         self.vector.remove(ids)
+        self.passages.remove_items(ids)
         self._unsaved += len(ids)
         self.stm.remove(ids)
         self.graph.remove_items(ids)
@@ -452,6 +497,7 @@ class Memory:
             self._check_open()
             q = retrieval.Query(self, query, qvec, k, scope_, filters, t0, t1)
             ranked = retrieval.search(q)
+            terms = retrieval.query_terms(query)
             hits: list[Hit] = []
             step = k + 4
             for start in range(0, len(ranked), step):  # plugin ids are re-checked: scope is a partition
@@ -463,8 +509,10 @@ class Memory:
                         continue
                     source: Source = "stm" if item_id in self.stm else (
                         "graph" if origin and not origin & retrieval.DIRECT else "ltm")
+                    cosine = q.cosines.get(item_id)
                     hits.append(Hit(item_id, item.text, score, item.metadata, source, item.scope,
-                                    item.event_time))
+                                    item.event_time, None if cosine is None else float(cosine),
+                                    retrieval.matched(terms, item.text)))
                     self._uses[item_id] = self._uses.get(item_id, 0) + 1
                 if len(hits) == k:
                     break
@@ -496,7 +544,8 @@ class Memory:
             return {
                 "path": str(self.path), "embedder": self.embedder_name, "dim": self.dim, **counts,
                 "stm_bytes": self.stm.nbytes, "stm_limit_items": self.config.stm_items,
-                "vectors": len(self.vector), "vector_index": "hnsw" if self.vector._ann is not None else "exact",
+                "vectors": len(self.vector), "passages": len(self.passages),
+                "vector_index": "hnsw" if self.vector._ann is not None else "exact",
                 **{f"graph_{k}": v for k, v in self.graph.stats().items()},
                 "weights": self.weights.names(), "disk_bytes": disk, "read_only": self.read_only,
             }

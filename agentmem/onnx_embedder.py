@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from agentmem.embedders import Embedder, normalize
+from agentmem.embedders import CHARS_PER_TOKEN, Embedder, normalize
 from agentmem.ltm.weights import file_sha256
 
 log = logging.getLogger("agentmem")
@@ -111,6 +111,7 @@ class OnnxEmbedder(Embedder):
         self._tokenizer: Any = None
         self._sessions: dict[int, Any] = {}  # intra-op threads (0 = onnxruntime's default) -> session
         self._dim: int | None = None
+        self.passage_chars = CHARS_PER_TOKEN * self.max_seq_length
         self.model_file: Path | None = None  # the .onnx file in use, once loaded
         self.exported = False  # whether this instance had to export (False: found in the cache)
 

@@ -5,6 +5,8 @@ Evidence lists, each over the items of the query's scope:
 - ``context``: BM25 over each item's context window (its text and its neighbours', see
   :mod:`agentmem.ltm.windows`), so a reply is found by the words of the question it answers;
 - ``lexical``: BM25 over the item's own text;
+- ``grams``: BM25 over the character pairs of Chinese, Japanese and Korean text and over emoji
+  (:mod:`agentmem.grams`), when the query has any;
 - one list per ``recall_candidates`` plugin (ids only, e.g. the knowledge graph's entity lookup).
 
 Fusion standardises each scored list against the scope's *whole* score distribution — z = (s - mean)
@@ -13,7 +15,14 @@ Fusion standardises each scored list against the scope's *whole* score distribut
 LoCoMo lifted recall@10 from 0.66 to 0.80 with the same lists. Then: a date or period named in the
 query boosts items whose event time is in it (:mod:`agentmem.timeexpr`); items that share a rare
 entity with the best hits gain (graph expansion, :mod:`agentmem.default_plugins.graph_recall`); and
-maximal marginal relevance can diversify the final list (``Config.diversity``).
+maximal marginal relevance can diversify the final list (``Config.diversity``). An item that states
+exactly the query (:func:`agentmem.statement.same_statement`) gains ``Config.exact_boost``, which
+puts it first.
+
+The dense score of a long text is the best cosine of its own vector and its passages'
+(:mod:`agentmem.ltm.passages`). The fused score only ranks; :attr:`Query.cosines` keeps each
+candidate's cosine, and :func:`matched` says how many of the query's words a text has: what a hit
+reports for a caller to threshold on.
 """
 
 from __future__ import annotations
@@ -29,14 +38,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentmem import timeexpr
-from agentmem.lexicon import Stats
+from agentmem.grams import gram_text, grams
+from agentmem.lexicon import Stats, default_terms
 from agentmem.ltm.journal import query_words
+from agentmem.statement import same_statement
 from agentmem.types import SCOPE_KEYS, Item
 
 if TYPE_CHECKING:
     from agentmem.memory import Memory
 
-DIRECT = frozenset({"vector", "lexical", "context", "time"})  # evidence that found an item itself
+DIRECT = frozenset({"vector", "lexical", "context", "grams", "time", "exact"})  # evidence that found an item itself
 LEXICAL_DEPTH = 1000  # BM25 matches read per list: all of them in a conversation-sized scope
 STATS_SAMPLE = 2048  # vectors sampled to estimate the dense score distribution of a large scope
 # Words that carry no topic; dropped from lexical queries (unless nothing else is left).
@@ -96,6 +107,7 @@ class Query:
     keep: Callable[[Item], bool] = field(default=lambda item: True)
     stm_scores: dict[int, float] = field(default_factory=dict)  # cosine of every STM item in scope
     top_id: int = 0  # the highest item id (document frequencies are cached relative to it)
+    cosines: dict[int, float] = field(default_factory=dict)  # candidate -> its (best passage) cosine
 
 
 def lexical_text(query: str) -> str:
@@ -124,6 +136,9 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
                                      ("context", cfg.weight_context, True)):
         if weight > 0:
             lists.append(_lexical(q, name, weight, words, in_windows))
+    query_grams = gram_text(q.text)
+    if query_grams and cfg.weight_grams > 0:
+        lists.append(_lexical(q, "grams", cfg.weight_grams, query_grams, False))
     ranked = _plugin_lists(q, n)
     origin: dict[int, set[str]] = {}  # candidate -> lists ranking it in their first k, above average
     for ev in lists:
@@ -143,6 +158,9 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
                 scores[i] += cfg.time_boost
     if cfg.graph_boost > 0:
         _graph(q, lists, ranked, scores, origin, in_time)
+    if cfg.exact_boost > 0:
+        _exact(q, lists, ranked, scores, origin, in_time)
+    q.cosines = lists[0].scores
     order = sorted(scores, key=lambda i: (-scores[i], i))
     if cfg.diversity > 0:
         order = mmr(order[: max(3 * q.k, 50)], scores, _vectors(q.memory, order[: max(3 * q.k, 50)]),
@@ -189,6 +207,11 @@ def _dense(q: Query, n: int) -> Evidence:
     found, ltm_sample = mem.vector.search_and_sample(q.vec, n, q.mask, STATS_SAMPLE)
     hits = dict(found)
     hits.update(sorted(q.stm_scores.items(), key=lambda x: -x[1])[:n])
+    if len(mem.passages):
+        for i, s in mem.passages.search(q.vec, n, q.scope, q.allowed).items():
+            if i not in hits:  # its own cosine first: a passage counts if it is better
+                hits[i] = q.stm_scores[i] if i in q.stm_scores else float(mem.vector.scores_of([i], q.vec)[0])
+            hits[i] = max(hits[i], s)
     sample = np.concatenate([ltm_sample, np.fromiter(q.stm_scores.values(), dtype=np.float32)])
     mean, std = (float(sample.mean()), float(sample.std())) if len(sample) else (0.0, 1.0)
     return Evidence("vector", mem.config.weight_vector, hits, mean, max(std, 1e-6), mean)
@@ -208,28 +231,32 @@ def _lexical(q: Query, name: str, weight: float, words: str, in_windows: bool,
         budget = max(1, budget // (2 * q.width + 1))
     since = q.since if since is None else since
     until = q.until if until is None else until
-    chosen = mem.journal.budget_words(query_words(words), budget, q.top_id)
-    rows = mem.journal.lexical(chosen, LEXICAL_DEPTH, q.scope, q.filters, since, until, windows=in_windows)
-    rows = _with_stm(q, rows, chosen, in_windows, since, until)
+    table = "grams_fts" if name == "grams" else "windows_fts" if in_windows else "items_fts"
+    chosen = mem.journal.budget_words(query_words(words), budget, q.top_id) if table != "grams_fts" else \
+        query_words(words)  # character pairs are rare: no budget
+    rows = mem.journal.lexical(chosen, LEXICAL_DEPTH, q.scope, q.filters, since, until, table=table)
+    rows = _with_stm(q, rows, chosen, table, since, until)
     scores = dict(rows) if q.allowed is None else {i: s for i, s in rows if i in q.allowed_set}
     total = _scope_size(q)
     s = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
     mean = float(s.sum()) / total
     std = math.sqrt(max(float((s * s).sum()) / total - mean * mean, 0.0))
     floor = float(s.min()) if len(rows) >= LEXICAL_DEPTH else 0.0
-    return Evidence(name, weight, scores, mean, max(std, 1e-6), floor, ordered=True)  # rows come best first
+    # FTS5 clamps a term's IDF to 1e-6 when half the index or more has it (scores ~1e-6 in a small
+    # scope): the floor only keeps a list whose scores are all equal from dividing by zero
+    return Evidence(name, weight, scores, mean, max(std, 1e-12), floor, ordered=True)  # rows come best first
 
 
-def _with_stm(q: Query, rows: list[tuple[int, float]], words: list[str], in_windows: bool,
+def _with_stm(q: Query, rows: list[tuple[int, float]], words: list[str], table: str,
               since: float | None, until: float | None) -> list[tuple[int, float]]:
     """``rows`` (the full-text index's matches, best first) merged with the STM items' BM25 scores
     (:mod:`agentmem.lexicon`: STM items are indexed only when consolidated), best first."""
     mem = q.memory
-    lexicon = mem.stm.lexicon
+    in_windows = table == "windows_fts"
+    lexicon = mem.stm.grams if table == "grams_fts" else mem.stm.lexicon
     if lexicon is None or not len(lexicon) or not words or (in_windows and q.width <= 0):
         return rows
     journal = mem.journal
-    table = "windows_fts" if in_windows else "items_fts"
     n_rows, tokens = journal.fts_stats(table)
     stats = Stats(n_rows, tokens, lambda w: journal.doc_freq(w, q.top_id, table))
 
@@ -333,6 +360,9 @@ def _fill_dense(q: Query, dense: Evidence, ids: Iterable[int]) -> None:
     scores.update((i, stm[i]) for i in missing if i in stm)
     if ltm:
         scores.update(zip(ltm, q.memory.vector.scores_of(ltm, q.vec).tolist(), strict=True))
+    if len(q.memory.passages):
+        for i, s in q.memory.passages.best_of(missing, q.vec).items():
+            scores[i] = max(scores[i], s)
 
 
 def _graph(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]], scores: dict[int, float],
@@ -353,6 +383,44 @@ def _graph(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]],
         scores[i] = fuse(i) + (cfg.time_boost if in_time is not None and i in in_time else 0.0)
     for i, gain in gains.items():
         scores[i] += cfg.graph_boost * gain
+
+
+def _exact(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]], scores: dict[int, float],
+           origin: dict[int, set[str]], in_time: TimeSpan | None) -> None:
+    """Items of the scope stating exactly the query gain ``exact_boost`` (joining the candidates if
+    they were not among them): one indexed lookup of the query's statement hash."""
+    cfg, journal = q.memory.config, q.memory.journal
+    ids = [i for i in journal.same_statement(q.text, q.scope) if q.allowed is None or i in q.allowed_set]
+    if not ids:
+        return
+    items = journal.get_items(ids)
+    ids = [i for i in ids if i in items and q.keep(items[i]) and same_statement(items[i].text, q.text)]
+    new = [i for i in ids if i not in scores]
+    if new:
+        _fill_dense(q, lists[0], new)
+        fuse = _Fuser(lists, ranked, cfg.rrf_k, cfg.weight_graph)
+        for i in new:
+            scores[i] = fuse(i) + (cfg.time_boost if in_time is not None and i in in_time else 0.0)
+    for i in ids:
+        scores[i] += cfg.exact_boost
+        origin.setdefault(i, set()).add("exact")
+
+
+def query_terms(query: str) -> list[tuple[str, ...]]:
+    """What :func:`matched` looks for: the index terms of each content word of ``query`` (as the
+    full-text tokenizer makes them) and each of its gram terms."""
+    words = [w for w in lexical_text(query).split() if w]
+    return [t for t in default_terms().of_words(words) if t] + [(g,) for g in grams(query)]
+
+
+def matched(terms: list[tuple[str, ...]], text: str) -> float:
+    """The share of ``terms`` (from :func:`query_terms`) that ``text`` contains, in [0, 1]."""
+    if not terms:
+        return 0.0
+    have = set(default_terms().of_text(text))
+    if any(len(t) == 1 and t[0] not in have for t in terms):
+        have.update(grams(text))
+    return sum(all(x in have for x in t) for t in terms) / len(terms)
 
 
 def mmr(order: list[int], scores: Mapping[int, float], vecs: np.ndarray, diversity: float, k: int) -> list[int]:

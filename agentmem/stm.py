@@ -8,13 +8,17 @@ in long-term memory, or forgotten).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from agentmem.lexicon import Lexicon, default_terms
+from agentmem.grams import gram_text, has_grams
+from agentmem.lexicon import Lexicon, Terms, default_terms
 from agentmem.types import Item
+
+GRAMS_TOKENIZE = "unicode61"  # grams_fts's tokenizer (migration 6)
 
 
 @dataclass
@@ -48,6 +52,8 @@ class ShortTermMemory:
         self._pos: dict[int, int] = {}
         self.nbytes = 0
         self.lexicon: Lexicon | None = Lexicon(default_terms()) if lexicon else None
+        # the gram terms (agentmem.grams) of the items that have any, as grams_fts indexes them
+        self.grams: Lexicon | None = Lexicon(Terms(GRAMS_TOKENIZE)) if lexicon else None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -92,6 +98,8 @@ class ShortTermMemory:
             self.nbytes += nbytes
         if self.lexicon is not None:
             self.lexicon.add(items)
+        if self.grams is not None:
+            self.grams.add([dataclasses.replace(i, text=gram_text(i.text)) for i in items if has_grams(i.text)])
 
     def attach(self, item_id: int, activations: dict[str, Any]) -> None:
         """Attach activation tensors to an item still in STM (counted against ``max_bytes``)."""
@@ -130,6 +138,8 @@ class ShortTermMemory:
         self.nbytes -= sum(e.nbytes for e in removed)
         if self.lexicon is not None:
             self.lexicon.remove(gone)
+        if self.grams is not None:
+            self.grams.remove(gone)
         return removed
 
     def search(self, query: np.ndarray, k: int, keep: Any = None) -> list[tuple[int, float]]:

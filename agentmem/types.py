@@ -32,9 +32,15 @@ class Item:
 
 @dataclass(frozen=True)
 class Hit:
-    """One recall result. ``score`` is the fused score (higher is better); ``source`` says where it came
-    from: "stm" (not yet consolidated), "ltm" (vector or lexical long-term evidence) or "graph"
-    (reached only through knowledge-graph expansion)."""
+    """One recall result. ``score`` is the fused score: it ranks the hits of one recall (higher is
+    better) but means nothing across queries (each evidence list is standardised within the scope, so
+    a lone item scores 0 and an unrelated query's best hit still scores above 0). To decide whether a
+    hit is relevant at all, threshold the absolute fields: ``cosine``, the query embedding's cosine
+    with the item's (the best of its passages' for a long text; None where no vector was compared),
+    and ``matched``, the share of the query's content words (stemmed; Chinese, Japanese and Korean
+    character pairs and emoji count as words) that the item's text contains, 1.0 when all are there.
+    ``source`` says where it came from: "stm" (not yet consolidated), "ltm" (vector or lexical
+    long-term evidence) or "graph" (reached only through knowledge-graph expansion)."""
 
     id: int
     text: str
@@ -43,6 +49,8 @@ class Hit:
     source: Source
     scope: dict[str, str] = field(default_factory=dict)
     event_time: float | None = None
+    cosine: float | None = None
+    matched: float = 0.0
 
 
 @dataclass(frozen=True)

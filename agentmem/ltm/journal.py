@@ -1,7 +1,9 @@
 """The SQLite journal: the durable source of truth for items, facts and weight versions.
 
 WAL mode; every public write is one transaction, committed before the call returns. The FTS5 table
-``items_fts`` (external content) is kept in step inside the same transactions.
+``items_fts`` (external content) is kept in step inside the same transactions, as are the context
+windows (``windows_fts``, :mod:`agentmem.ltm.windows`), the gram terms of text without spaces and of
+emoji (``grams_fts``, :mod:`agentmem.grams`) and the passages of long texts (:mod:`agentmem.ltm.passages`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from urllib.parse import quote
 import numpy as np
 
 from agentmem.errors import CorruptionError, InvalidInputError, MemoryClosedError, SchemaError
-from agentmem.ltm import windows
+from agentmem.grams import gram_text
+from agentmem.ltm import migrations, windows
 from agentmem.ltm.migrations import MIGRATIONS, POST_STEPS
 from agentmem.statement import normal_form
 from agentmem.types import SCOPE_KEYS, Fact, Item, scope_key
@@ -78,6 +81,7 @@ PAGE_SIZE = 16384  # bytes per SQLite page of a new journal
 # the row would grow by 8 when consolidation sets the real importance, and full pages would split
 # (measured: 17% of the items table left empty at 100k items).
 UNSCORED = 1e-12
+GRAMS_SCHEMA = 6  # the schema version that added grams_fts and passages (a reader of an older file does without)
 WAL_CHECKPOINT_BYTES = 40 << 20  # write-ahead log size that triggers a (background) checkpoint
 WAL_FORCE_FACTOR = 4  # a log this many times larger is checkpointed by the writer itself
 
@@ -116,6 +120,7 @@ class Journal:
         self._commits = 0
         self._next_id: int | None = None  # the id the next inserted item gets (this is the one writer)
         self._wal = path.with_name(path.name + "-wal")
+        self.schema = 0  # the schema version of the file: a reader may open one an older writer keeps
         uri = f"file:{quote(str(path))}" + ("?mode=ro" if read_only else "")  # quoted: '?' and '#' are data
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                     timeout=10.0)
@@ -134,9 +139,10 @@ class Journal:
                 # the log file is cut back when it restarts, so its size is what awaits a checkpoint
                 self.conn.execute("PRAGMA journal_size_limit = 0")
                 self._migrate()
+                self.schema = len(MIGRATIONS)
                 self._checkpointer = _Checkpointer(uri, self._wal)
             else:
-                self._check_version()
+                self.schema = self._check_version()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             if isinstance(exc, sqlite3.OperationalError):  # locked, unwritable: not damage
@@ -148,6 +154,11 @@ class Journal:
             raise
 
     # --- schema -------------------------------------------------------------------------------
+
+    @property
+    def has_grams(self) -> bool:
+        """Whether the file has the gram index and passages (schema 6; a reader may open an older one)."""
+        return self.schema >= GRAMS_SCHEMA
 
     def _check_version(self) -> int:
         version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
@@ -246,7 +257,8 @@ class Journal:
 
     def insert_items(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert rows (keys: text, metadata (JSON str), scope, created_at, event_time, content_hash,
-        embedding (float32 array)) in one transaction, in the STM tier; return their new ids in order.
+        embedding (float32 array), optionally passages: [(start, end, embedding)], see
+        :mod:`agentmem.ltm.passages`) in one transaction, in the STM tier; return their new ids in order.
         They are indexed for full-text search when consolidation moves them to LTM
         (:meth:`apply_consolidation`; until then :mod:`agentmem.lexicon` scores them in memory)."""
         with self.lock:
@@ -262,12 +274,17 @@ class Journal:
                        r["scope"].get("session"), r["created_at"], r["event_time"], r["content_hash"],
                        np.ascontiguousarray(r["embedding"], dtype=np.float32).tobytes(), UNSCORED)
                       for i, r in zip(ids, rows, strict=True)]
-            if len(values) == 1:  # one statement is its own transaction: no BEGIN and COMMIT to run
+            passages = [(i, a, b, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                        for i, r in zip(ids, rows, strict=True) for a, b, v in r.get("passages") or ()]
+            if len(values) == 1 and not passages:  # one statement is its own transaction: no BEGIN and COMMIT
                 self.conn.execute(INSERT_ITEM, values[0])
                 self._committed()
             else:
                 with self.tx() as c:
                     c.executemany(INSERT_ITEM, values)
+                    if passages:
+                        c.executemany("INSERT INTO passages (item_id, start, end, embedding) VALUES (?, ?, ?, ?)",
+                                      passages)
             self._next_id = first + len(rows)
         return ids
 
@@ -281,7 +298,7 @@ class Journal:
         if self.read_only or self._fts_writes < max(min_writes, share * self.max_item_id()):
             return False
         with self.tx() as c:
-            for table in ("items_fts", "windows_fts"):
+            for table in ("items_fts", "windows_fts", "grams_fts")[: 3 if self.has_grams else 2]:
                 c.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
         self._fts_writes = 0
         return True
@@ -365,6 +382,8 @@ class Journal:
         queries took ~0.75 ms per recall) while a budget only needs to know it is over. Cached,
         refreshed when the memory has grown by a tenth since (``n``: the current highest item id, if
         known)."""
+        if table == "grams_fts" and not self.has_grams:
+            return 0
         n = self.max_item_id() if n is None else n
         key = word if table == "items_fts" else f"{table}\0{word}"
         limit = math.inf if cap is None else cap
@@ -383,6 +402,8 @@ class Journal:
 
     def fts_stats(self, table: str = "items_fts") -> tuple[int, int]:
         """(rows, tokens) indexed in a full-text table: the corpus statistics its bm25() uses."""
+        if table == "grams_fts" and not self.has_grams:
+            return 0, 0
         with self.lock:
             row = self.conn.execute(f"SELECT block FROM {_fts_table(table)}_data WHERE id = 1").fetchone()
         if not row or not row[0]:
@@ -421,7 +442,8 @@ class Journal:
 
     def lexical(self, query: str | Sequence[str], k: int, scope: dict[str, str], filters: dict[str, Any] | None = None,
                 since: float | None = None, until: float | None = None,
-                budget: int | None = None, windows: bool = False) -> list[tuple[int, float]]:
+                budget: int | None = None, windows: bool = False, table: str | None = None
+                ) -> list[tuple[int, float]]:
         """BM25 search over the text of long-term items: [(id, score)] best first (score = -bm25,
         higher is better). ``query``: a text, or its words. ``windows=True`` searches the items'
         context windows instead (see agentmem.ltm.windows). Items still in STM are not indexed yet:
@@ -429,14 +451,17 @@ class Journal:
 
         BM25 scores every posting of every query word, so cost grows with word frequency. With a
         ``budget``, words are taken rarest first while their postings add up to at most ``budget``;
-        the words left out are the most common, whose weight in BM25 (IDF) is the smallest."""
+        the words left out are the most common, whose weight in BM25 (IDF) is the smallest.
+        ``table="grams_fts"`` searches the gram terms (:func:`agentmem.grams.grams`) instead."""
         words = self.budget_words(query_words(query) if isinstance(query, str) else query, budget)
         match = fts_query(words)
         if match is None:
             return []
         s_sql, s_params = scope_clause(scope, "i.")
         f_sql, f_params = filter_clause(filters, since, until, "i.")
-        fts = "windows_fts" if windows else "items_fts"
+        fts = _fts_table(table) if table else "windows_fts" if windows else "items_fts"
+        if fts == "grams_fts" and not self.has_grams:
+            return []
         if s_sql or f_sql:
             sql = (f"SELECT i.id, -bm25({fts}) AS r FROM {fts} JOIN items i ON i.id = {fts}.rowid "
                    f"WHERE {fts} MATCH ? {s_sql}{f_sql}")
@@ -505,9 +530,57 @@ class Journal:
                 fact_rows.append((cur.lastrowid, fact.subject, fact.relation, fact.object, fact.item, scope))
             # the duplicates are gone now: windows are those of the items that stay
             c.executemany("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", [(i.id, i.text) for i, _ in promote])
+            if self.has_grams:
+                c.executemany("INSERT INTO grams_fts (rowid, text) VALUES (?, ?)",
+                              [(i.id, g) for i, _ in promote if (g := gram_text(i.text))])
             windows.after_insert(c, [(i.id, i.text, i.scope) for i, _ in promote], self.window_width())
         self._fts_writes += len(promote)
         return fact_rows
+
+    def passages(self, ids: Sequence[int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, str]], list[float]]:
+        """(passage ids, item ids, embeddings (n, d), scopes, times) of the passages of the given
+        items, or of every item; scope and time are the item's."""
+        cols = ("SELECT p.id, p.item_id, p.embedding, i.user, i.agent, i.session, "
+                "COALESCE(i.event_time, i.created_at) FROM passages p JOIN items i ON i.id = p.item_id")
+        rows: list[tuple[Any, ...]] = []
+        with self.lock:
+            if not self.has_grams:
+                pass
+            elif ids is None:
+                rows = self.conn.execute(f"{cols} ORDER BY p.id").fetchall()
+            else:
+                for chunk in _chunks(list(ids), 500):
+                    rows += self.conn.execute(f"{cols} WHERE p.item_id IN ({','.join('?' * len(chunk))}) "
+                                              "ORDER BY p.id", chunk).fetchall()
+        dim = len(rows[0][2]) // 4 if rows else 0
+        vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)), vecs,
+                [{k: v for k, v in zip(SCOPE_KEYS, r[3:6], strict=True) if v is not None} for r in rows],
+                [float(r[6]) for r in rows])
+
+    def without_passages(self, longer_than: int) -> list[tuple[int, str]]:
+        """(id, text) of items longer than ``longer_than`` characters that have no passages."""
+        with self.lock:
+            return self.conn.execute(
+                "SELECT id, text FROM items WHERE length(text) > ? AND id NOT IN (SELECT item_id FROM passages) "
+                "ORDER BY id", (longer_than,)).fetchall()
+
+    def add_passages(self, rows: Sequence[tuple[int, int, int, np.ndarray]]) -> None:
+        """Store passages (item id, start, end, embedding) of existing items, in one transaction."""
+        with self.tx() as c:
+            c.executemany("INSERT INTO passages (item_id, start, end, embedding) VALUES (?, ?, ?, ?)",
+                          [(i, a, b, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for i, a, b, v in rows])
+
+    def same_statement(self, text: str, scope: dict[str, str]) -> list[int]:
+        """Ids of the items in ``scope`` (either tier) stating ``text`` (:func:`content_hash`; the
+        caller compares the texts)."""
+        s_sql, s_params = scope_clause(scope)
+        with self.lock:
+            rows = self.conn.execute(f"SELECT id FROM items INDEXED BY items_hash WHERE content_hash = ? {s_sql} "
+                                     "ORDER BY id LIMIT 100", [content_hash(text), *s_params]).fetchall()
+        return [r[0] for r in rows]
 
     def merged_item(self, item_id: int) -> Item | None:
         """The item merged away under ``item_id``, as it was remembered (its own text, metadata and
@@ -565,14 +638,15 @@ class Journal:
             c.execute("INSERT INTO log (at, action, detail) VALUES (?, 'forget', ?)",
                       (time.time(), json.dumps({"ids": list(ids), "reason": reason})))
 
-    @staticmethod
-    def _delete_rows(c: sqlite3.Connection, ids: Sequence[int]) -> None:
+    def _delete_rows(self, c: sqlite3.Connection, ids: Sequence[int]) -> None:
         for i in ids:
             row = c.execute("SELECT text, tier FROM items WHERE id = ?", (i,)).fetchone()
             if row is None:
                 continue
             if row[1] == "ltm":  # only long-term items are in the full-text indexes
                 c.execute("INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', ?, ?)", (i, row[0]))
+                if self.has_grams and (grams := gram_text(row[0])):
+                    c.execute("INSERT INTO grams_fts (grams_fts, rowid, text) VALUES ('delete', ?, ?)", (i, grams))
                 windows.before_delete(c, i)
             c.execute("DELETE FROM facts WHERE item_id = ?", (i,))
             c.execute("DELETE FROM merges WHERE canonical_id = ?", (i,))
@@ -609,6 +683,8 @@ class Journal:
                 else:
                     self.conn.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
                     self.conn.execute("INSERT INTO windows_fts (windows_fts, rank) VALUES ('integrity-check', 1)")
+                    if self.has_grams:
+                        self.conn.execute("INSERT INTO grams_fts (grams_fts, rank) VALUES ('integrity-check', 1)")
             except sqlite3.DatabaseError as exc:
                 problems.append(f"full-text index: {exc}")
         return problems
@@ -617,6 +693,9 @@ class Journal:
         with self.tx() as c:
             c.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")  # from the view items_ltm
             windows.rebuild(c)
+            if self.has_grams:
+                c.execute("INSERT INTO grams_fts (grams_fts) VALUES ('delete-all')")
+                migrations.index_grams(c)
         self._df.clear()
 
 
@@ -698,7 +777,7 @@ class _Checkpointer:
 
 
 def _fts_table(name: str) -> str:
-    if name not in ("items_fts", "windows_fts"):
+    if name not in ("items_fts", "windows_fts", "grams_fts"):
         raise ValueError(f"no full-text table {name!r}")
     return name
 

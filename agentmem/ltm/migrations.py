@@ -83,6 +83,18 @@ MIGRATIONS: list[str] = [
     # 5: content_hash identifies a statement (agentmem.statement.normal_form), not the exact text, so
     # "I love it." finds "i love it" in long-term memory (recomputed by POST_STEPS[5])
     "",
+    # 6: passages of long texts (agentmem.ltm.passages; a writer embeds those of older items when it
+    # opens) and gram terms for text without spaces and emoji (agentmem.grams; filled by POST_STEPS[6])
+    """
+    CREATE TABLE passages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item_id INTEGER NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+        start INTEGER NOT NULL, end INTEGER NOT NULL,
+        embedding BLOB NOT NULL
+    );
+    CREATE INDEX passages_item ON passages (item_id);
+    CREATE VIRTUAL TABLE grams_fts USING fts5 (text, content='', tokenize='unicode61');
+    """,
 ]
 
 
@@ -103,6 +115,20 @@ def _rehash_rows(c: sqlite3.Connection) -> None:
         last = rows[-1][0]
 
 
+def index_grams(c: sqlite3.Connection) -> None:
+    from agentmem.grams import gram_text
+
+    last = 0
+    while True:
+        rows = c.execute("SELECT id, text FROM items WHERE tier = 'ltm' AND id > ? ORDER BY id LIMIT 10000",
+                         (last,)).fetchall()
+        if not rows:
+            break
+        c.executemany("INSERT INTO grams_fts (rowid, text) VALUES (?, ?)",
+                      [(i, g) for i, t in rows if (g := gram_text(t))])
+        last = rows[-1][0]
+
+
 def _long_term_only(c: sqlite3.Connection) -> None:
     if c.execute("SELECT 1 FROM items LIMIT 1").fetchone():
         c.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")
@@ -111,4 +137,4 @@ def _long_term_only(c: sqlite3.Connection) -> None:
 
 # Python steps run right after the SQL of the migration with that number, in the same transaction.
 POST_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    2: windows.rebuild, 3: _rehash, 4: _long_term_only, 5: _rehash_rows}
+    2: windows.rebuild, 3: _rehash, 4: _long_term_only, 5: _rehash_rows, 6: index_grams}
