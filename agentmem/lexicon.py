@@ -65,6 +65,21 @@ class Terms:
             out.append(terms)
         return out
 
+    def term_set(self, words: Iterable[str]) -> set[str]:
+        """Every term of (lower-cased) ``words``, as a set: the cached ones without a call per word."""
+        out: set[str] = set()
+        cache = self._cache
+        missing = []
+        for w in words:
+            terms = cache.get(w)
+            if terms is None:
+                missing.append(w)
+            else:
+                out.update(terms)
+        for terms in self.of_words(missing) if missing else ():
+            out.update(terms)
+        return out
+
     def of_text(self, text: str) -> list[str]:
         """Every term of ``text`` in order (its length is the text's length as FTS5 counts it)."""
         return [t for terms in self.of_words(_WORD.findall(text.lower())) for t in terms]

@@ -16,7 +16,7 @@ LoCoMo lifted recall@10 from 0.66 to 0.80 with the same lists. Then: a date or p
 query boosts items whose event time is in it (:mod:`agentmem.timeexpr`); items that share a rare
 entity with the best hits gain (graph expansion, :mod:`agentmem.default_plugins.graph_recall`); and
 maximal marginal relevance can diversify the final list (``Config.diversity``). An item that states
-exactly the query (:func:`agentmem.statement.same_statement`) gains ``Config.exact_boost``, which
+exactly the query (the same :func:`agentmem.statement.normal_form`) gains ``Config.exact_boost``, which
 puts it first.
 
 The dense score of a long text is the best cosine of its own vector and its passages'
@@ -30,6 +30,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,10 +39,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentmem import timeexpr
-from agentmem.grams import gram_text, grams
+from agentmem.grams import gram_text, grams, has_grams
 from agentmem.lexicon import Stats, default_terms
 from agentmem.ltm.journal import query_words
-from agentmem.statement import same_statement
 from agentmem.types import SCOPE_KEYS, Item
 
 if TYPE_CHECKING:
@@ -388,13 +388,12 @@ def _graph(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]],
 def _exact(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]], scores: dict[int, float],
            origin: dict[int, set[str]], in_time: TimeSpan | None) -> None:
     """Items of the scope stating exactly the query gain ``exact_boost`` (joining the candidates if
-    they were not among them): one indexed lookup of the query's statement hash."""
+    they were not among them): one indexed lookup of the query's statement hash (8 bytes of SHA-256:
+    the texts are not compared, a collision within one scope being as good as impossible)."""
     cfg, journal = q.memory.config, q.memory.journal
     ids = [i for i in journal.same_statement(q.text, q.scope) if q.allowed is None or i in q.allowed_set]
     if not ids:
         return
-    items = journal.get_items(ids)
-    ids = [i for i in ids if i in items and q.keep(items[i]) and same_statement(items[i].text, q.text)]
     new = [i for i in ids if i not in scores]
     if new:
         _fill_dense(q, lists[0], new)
@@ -406,21 +405,41 @@ def _exact(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]],
         origin.setdefault(i, set()).add("exact")
 
 
-def query_terms(query: str) -> list[tuple[str, ...]]:
-    """What :func:`matched` looks for: the index terms of each content word of ``query`` (as the
-    full-text tokenizer makes them) and each of its gram terms."""
-    words = [w for w in lexical_text(query).split() if w]
-    return [t for t in default_terms().of_words(words) if t] + [(g,) for g in grams(query)]
+@dataclass(frozen=True)
+class QueryTerms:
+    """What :func:`matched` looks for: the index terms of each content word of a query (as the
+    full-text tokenizer makes them; a word may give several) and its gram terms."""
+
+    words: list[tuple[str, ...]]
+    grams: list[str]
+
+    def __len__(self) -> int:
+        return len(self.words) + len(self.grams)
 
 
-def matched(terms: list[tuple[str, ...]], text: str) -> float:
-    """The share of ``terms`` (from :func:`query_terms`) that ``text`` contains, in [0, 1]."""
-    if not terms:
+def query_terms(query: str) -> QueryTerms:
+    # a word with gram terms (Chinese, Japanese, Korean) is looked for by its grams: the word
+    # tokenizer makes one term of a whole run, which a text contains only as the same whole run
+    words = list(dict.fromkeys(w for w in lexical_text(query).split() if w and not has_grams(w)))
+    return QueryTerms([t for t in default_terms().of_words(words) if t], list(dict.fromkeys(grams(query))))
+
+
+_TEXT_WORD = re.compile(r"\w+")
+
+
+def matched(terms: QueryTerms, text: str) -> float:
+    """The share of the query's ``terms`` that ``text`` contains, in [0, 1]."""
+    total = len(terms)
+    if not total:
         return 0.0
-    have = set(default_terms().of_text(text))
-    if any(len(t) == 1 and t[0] not in have for t in terms):
-        have.update(grams(text))
-    return sum(all(x in have for x in t) for t in terms) / len(terms)
+    found = 0
+    if terms.words:
+        have = default_terms().term_set(set(_TEXT_WORD.findall(text.lower())))
+        found += sum(all(x in have for x in t) for t in terms.words)
+    if terms.grams:
+        text_grams = set(grams(text))
+        found += sum(g in text_grams for g in terms.grams)
+    return found / total
 
 
 def mmr(order: list[int], scores: Mapping[int, float], vecs: np.ndarray, diversity: float, k: int) -> list[int]:
