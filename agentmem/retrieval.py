@@ -122,13 +122,16 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
     Ids from plugins may lie outside the scope: the caller checks each item it keeps (``q.keep``)."""
     cfg, mem = q.memory.config, q.memory
     n = max(cfg.candidates, 2 * q.k)
-    restricted = bool(q.filters) or q.since is not None or q.until is not None
-    q.allowed = mem.journal.filter_ids(q.scope, q.filters, q.since, q.until) if restricted else None
+    # Metadata filters are resolved to the ids they allow (within the scope and time bounds); time
+    # bounds alone need no id list: the vector cache, the passages and the full-text queries bound
+    # item times themselves, and every hit is checked (q.keep). Listing the ids of a time window read
+    # every row of the scope (O(scope) per recall).
+    q.allowed = mem.journal.filter_ids(q.scope, q.filters, q.since, q.until) if q.filters else None
     q.allowed_set = set() if q.allowed is None else set(q.allowed.tolist())
     q.width = mem.journal.window_width()
     q.top_id = mem.journal.max_item_id()
     q.keep = item_matcher(q.scope, q.filters, q.since, q.until)
-    q.mask = mem.vector.mask(q.scope, q.allowed)
+    q.mask = mem.vector.mask(q.scope, q.allowed, q.since, q.until)
     q.stm_scores = dict(mem.stm.search(q.vec, len(mem.stm), q.keep))
     lists = [_dense(q, n)]
     words = lexical_text(q.text)
@@ -208,7 +211,7 @@ def _dense(q: Query, n: int) -> Evidence:
     hits = dict(found)
     hits.update(sorted(q.stm_scores.items(), key=lambda x: -x[1])[:n])
     if len(mem.passages):
-        for i, s in mem.passages.search(q.vec, n, q.scope, q.allowed).items():
+        for i, s in mem.passages.search(q.vec, n, q.scope, q.allowed, q.since, q.until).items():
             if i not in hits:  # its own cosine first: a passage counts if it is better
                 hits[i] = q.stm_scores[i] if i in q.stm_scores else float(mem.vector.scores_of([i], q.vec)[0])
             hits[i] = max(hits[i], s)
@@ -391,7 +394,8 @@ def _exact(q: Query, lists: list[Evidence], ranked: list[tuple[str, list[int]]],
     they were not among them): one indexed lookup of the query's statement hash (8 bytes of SHA-256:
     the texts are not compared, a collision within one scope being as good as impossible)."""
     cfg, journal = q.memory.config, q.memory.journal
-    ids = [i for i in journal.same_statement(q.text, q.scope) if q.allowed is None or i in q.allowed_set]
+    ids = [i for i in journal.same_statement(q.text, q.scope, q.since, q.until)
+           if q.allowed is None or i in q.allowed_set]
     if not ids:
         return
     new = [i for i in ids if i not in scores]

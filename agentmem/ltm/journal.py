@@ -462,11 +462,7 @@ class Journal:
         fts = _fts_table(table) if table else "windows_fts" if windows else "items_fts"
         if fts == "grams_fts" and not self.has_grams:
             return []
-        if s_sql or f_sql:
-            sql = (f"SELECT i.id, -bm25({fts}) AS r FROM {fts} JOIN items i ON i.id = {fts}.rowid "
-                   f"WHERE {fts} MATCH ? {s_sql}{f_sql}")
-        else:  # the whole memory: no join, no row lookup per match
-            sql = f"SELECT rowid, -bm25({fts}) AS r FROM {fts} WHERE {fts} MATCH ?"
+        sql = _lexical_sql(fts, s_sql + f_sql)
         params = [match, *s_params, *f_params]
         with self.lock:
             # Matches are read unsorted and sorted here when there are few (a budget keeps them few):
@@ -478,6 +474,16 @@ class Journal:
                 return self.conn.execute(f"{sql} ORDER BY r DESC, 1 LIMIT ?", [*params, k]).fetchall()
         rows.sort(key=_score, reverse=True)  # stable: equal scores stay in id order
         return rows[:k]
+
+    def lexical_plan(self, scope: dict[str, str], filters: dict[str, Any] | None = None,
+                     since: float | None = None, until: float | None = None, table: str = "items_fts") -> list[str]:
+        """SQLite's plan for a :meth:`lexical` query (EXPLAIN QUERY PLAN details, outer loop first)."""
+        s_sql, s_params = scope_clause(scope, "i.")
+        f_sql, f_params = filter_clause(filters, since, until, "i.")
+        with self.lock:
+            rows = self.conn.execute(f"EXPLAIN QUERY PLAN {_lexical_sql(_fts_table(table), s_sql + f_sql)}",
+                                     ['"x"', *s_params, *f_params]).fetchall()
+        return [r[-1] for r in rows]
 
     def same_text_in_ltm(self, items: Sequence[Item]) -> dict[int, int]:
         """For items whose statement (:func:`content_hash`) already exists in LTM in the same scope:
@@ -573,13 +579,17 @@ class Journal:
             c.executemany("INSERT INTO passages (item_id, start, end, embedding) VALUES (?, ?, ?, ?)",
                           [(i, a, b, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for i, a, b, v in rows])
 
-    def same_statement(self, text: str, scope: dict[str, str]) -> list[int]:
-        """Ids of the items in ``scope`` (either tier) stating ``text`` (:func:`content_hash`; the
-        caller compares the texts)."""
+    def same_statement(self, text: str, scope: dict[str, str], since: float | None = None,
+                       until: float | None = None) -> list[int]:
+        """Ids of the items in ``scope`` (either tier, time within the bounds) stating ``text``
+        (:func:`content_hash`)."""
         s_sql, s_params = scope_clause(scope)
+        f_sql, f_params = filter_clause(None, since, until)
         with self.lock:
-            rows = self.conn.execute(f"SELECT id FROM items INDEXED BY items_hash WHERE content_hash = ? {s_sql} "
-                                     "ORDER BY id LIMIT 100", [content_hash(text), *s_params]).fetchall()
+            rows = self.conn.execute(
+                f"SELECT id FROM items INDEXED BY items_hash WHERE content_hash = ? {s_sql}{f_sql} "
+                "ORDER BY id LIMIT 100",
+                [content_hash(text), *s_params, *f_params]).fetchall()
         return [r[0] for r in rows]
 
     def merged_item(self, item_id: int) -> Item | None:
@@ -774,6 +784,18 @@ class _Checkpointer:
         self._stop = True
         self._wake.set()
         self._thread.join()
+
+
+def _lexical_sql(fts: str, where: str) -> str:
+    """The BM25 query over full-text table ``fts``, with ``where`` (scope, filter and time terms on
+    ``items i``) if any. With terms, the full-text match must be the outer loop (CROSS JOIN fixes
+    SQLite's join order): SQLite's planner otherwise starts from the items_scope index and runs the
+    whole MATCH again for every item of the scope, O(scope x matches), 299 ms per recall at 10k
+    items in one scope. Outer, the match runs once and each of its rows costs one primary-key lookup."""
+    if not where:  # the whole memory: no join, no row lookup per match
+        return f"SELECT rowid, -bm25({fts}) AS r FROM {fts} WHERE {fts} MATCH ?"
+    return (f"SELECT i.id, -bm25({fts}) AS r FROM {fts} CROSS JOIN items i ON i.id = {fts}.rowid "
+            f"WHERE {fts} MATCH ? {where}")
 
 
 def _fts_table(name: str) -> str:

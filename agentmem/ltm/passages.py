@@ -81,10 +81,10 @@ class PassageIndex:
             for p in gone:
                 del self.owner[p]
 
-    def search(self, query: np.ndarray, n: int, scope: dict[str, str], allowed: np.ndarray | None
-               ) -> dict[int, float]:
+    def search(self, query: np.ndarray, n: int, scope: dict[str, str], allowed: np.ndarray | None,
+               since: float | None = None, until: float | None = None) -> dict[int, float]:
         """item id -> its best passage cosine, for the items owning the ``n`` best passages in
-        ``scope`` (and among ``allowed`` items, when given)."""
+        ``scope`` (and among ``allowed`` items, when given; with their item's time in the bounds)."""
         if not self.owner:
             return {}
         rows = None
@@ -92,7 +92,7 @@ class PassageIndex:
             rows = np.fromiter((p for i in allowed.tolist() for p in self.of_item.get(i, ())), dtype=np.int64)
             if not len(rows):
                 return {}
-        mask = self.index.mask(scope, rows)
+        mask = self.index.mask(scope, rows, since, until)
         if mask is not None and not mask.any():
             return {}
         best: dict[int, float] = {}

@@ -142,6 +142,8 @@ class VectorIndex:
     def scores_of(self, ids: list[int], query: np.ndarray) -> np.ndarray:
         """Cosines of ``query`` with the cached vectors of ``ids``; 0.0 for an id not cached."""
         rows = [self._row.get(int(i), -1) for i in ids]
+        if self.n == 0:
+            return np.zeros(len(rows), dtype=np.float32)
         out = self._vecs[rows] @ np.asarray(query, dtype=np.float32)
         if -1 in rows:
             out[np.asarray(rows) < 0] = 0.0
