@@ -263,10 +263,18 @@ def run_mem0(d: Path) -> dict[str, Any]:
             "note": f"add() one at a time with infer=False on the first {n} items (an index re-save per add)"}
 
 
+def run_tenants(d: Path, system: str) -> dict[str, Any]:
+    from agentmem.bench import tenants
+
+    texts, vecs, qidx, qv, _ = _load(d)
+    return dict(getattr(tenants, f"run_{system}")(texts, vecs, qidx, qv, d))
+
+
 SYSTEMS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "embedder": run_embedder, "faiss_exact": lambda d: run_faiss(d, False),
     "faiss_ann": lambda d: run_faiss(d, True), "agentmem": run_agentmem, "chroma": run_chroma,
     "langchain": run_langchain, "mem0": run_mem0,
+    "agentmem_tenants": lambda d: run_tenants(d, "agentmem"), "chroma_tenants": lambda d: run_tenants(d, "chroma"),
 }
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """``agentmem bench throughput``: agentmem against the physical limits (embedder, raw FAISS) and
-peer stores, on the same texts and the same precomputed embeddings, in one run.
+peer stores, on the same texts and the same precomputed embeddings, in one run; and the tenants
+workload (:mod:`agentmem.bench.tenants`): the same items spread over users, every query scoped.
 
 Each system runs in its own process (agentmem.bench.systems) so its peak memory is its own.
 """
@@ -19,7 +20,7 @@ from typing import Any
 import click
 import numpy as np
 
-from agentmem.bench import bench
+from agentmem.bench import bench, tenants
 from agentmem.bench.corpus import base_texts, embed_cached, exact_top, expand, queries
 
 PEER_MODULES = {"chroma": "chromadb", "langchain": "langchain_community", "mem0": "mem0"}
@@ -75,12 +76,16 @@ def table(result: dict[str, Any]) -> str:
     for n, systems in result["sizes"].items():
         lines.append(f"\nN = {int(n):,}")
         lines.append(f"{'system':<12}" + "".join(f"{title:>13}" for _, title, _ in COLUMNS))
+        scoped = {name.removesuffix("_tenants"): fig for name, fig in systems.items() if name.endswith("_tenants")}
+        systems = {name: fig for name, fig in systems.items() if not name.endswith("_tenants")}
         for name, fig in systems.items():
             if "error" in fig:
                 lines.append(f"{name:<12}  {fig['error']}")
                 continue
             lines.append(f"{name:<12}" + "".join(f"{_cell(fig.get(key), fmt):>13}" for key, _, fmt in COLUMNS))
         lines += [f"  {r}" for r in ratios(emb, systems)]
+        if scoped:
+            lines += tenants.table(int(n), scoped)
     return "\n".join(lines)
 
 
@@ -131,6 +136,7 @@ def throughput(sizes: str, peers: str, n_queries: int, base: int, quick: bool, t
     result: dict[str, Any] = {"sizes": {}, "skipped_peers": missing, "started": time.time(),
                               "python": sys.version.split()[0]}
     systems = ["faiss_exact", "faiss_ann", "agentmem"] + [p for p in peer_list if p not in missing]
+    systems += ["agentmem_tenants"] + (["chroma_tenants"] if "chroma" in systems else [])
     with tempfile.TemporaryDirectory(prefix="agentmem-bench-") as tmp:
         for n in ns:
             work = Path(tmp) / str(n)
