@@ -52,7 +52,17 @@ class SchemaError(AgentMemError):
 
 
 class EmbedderMismatchError(AgentMemError):
-    """The memory was built with another embedder (name or dimension) than the one requested."""
+    """The memory was built with another embedder (name or dimension) than the one requested;
+    ``stored`` and ``wanted`` name both when known."""
+
+    def __init__(self, message: str, *, stored: str | None = None, wanted: str | None = None) -> None:
+        super().__init__(message)
+        self.stored, self.wanted = stored, wanted
+
+
+class RunMemoryError(EmbedderMismatchError):
+    """A run's memory directory holds another run's memory (another model, size or ``--quick``: other
+    model features, ``features-<dim>``); the run needs a directory of its own."""
 
 
 class CorruptionError(AgentMemError):

@@ -109,7 +109,7 @@ class Memory:
         if stored is not None and wanted != stored:
             raise EmbedderMismatchError(
                 f"{self.path} was built with embedder {stored!r} ({stored_dim} dims), not {wanted!r}; open it "
-                f"with embedder={stored!r} or use a new directory for {wanted!r}")
+                f"with embedder={stored!r} or use a new directory for {wanted!r}", stored=stored, wanted=wanted)
         if stored_dim is not None:
             return wanted, int(stored_dim)
         get("embedders", wanted)  # fail fast on an unknown name

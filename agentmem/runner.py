@@ -2,11 +2,13 @@
 model plugin, memory in the loop, and write the figures as JSON.
 
 Each run keeps its memory (checkpoints in the weight memory, training-example embeddings in the vector
-memory, training notes in STM/LTM) in ``--path``, by default ``$AGENTMEM_HOME/runs/TASK-MODEL-DATASET``.
+memory, training notes in STM/LTM) in ``--path``, by default one directory per model configuration
+under ``$AGENTMEM_HOME/runs`` (:func:`default_path`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -15,12 +17,22 @@ from typing import Any
 import click
 
 from agentmem.config import default_home, memory_path
-from agentmem.errors import InvalidInputError
+from agentmem.errors import InvalidInputError, NotFoundError
 from agentmem.training import RunOptions, check_settings
 
 
-def default_path(task: str, model: str, dataset: str) -> Path:
-    return default_home() / "runs" / f"{task}-{model}-{dataset}"
+def default_path(task: str, model: str, dataset: str, *, quick: bool = False,
+                 hparams: dict[str, Any] | None = None) -> Path:
+    """``$AGENTMEM_HOME/runs/TASK-MODEL-DATASET[-quick][-hparams-HASH]``: one directory per model
+    configuration. ``--quick`` and ``hparams`` change the model's architecture, hence its feature
+    size, and a memory is pinned to the embedder (``features-<dim>``) it was built with; reruns that
+    differ only in training knobs (seed, epochs, lr, ...) build the same model and share the directory,
+    each adding a checkpoint version."""
+    name = f"{task}-{model}-{dataset}" + ("-quick" if quick else "")
+    if hparams:
+        canonical = json.dumps(hparams, sort_keys=True, separators=(",", ":"))
+        name += "-hparams-" + hashlib.sha256(canonical.encode()).hexdigest()[:8]
+    return default_home() / "runs" / name
 
 
 def run_task(task: str, model: str, dataset: str, options: RunOptions | None = None, *,
@@ -42,7 +54,12 @@ def run_task(task: str, model: str, dataset: str, options: RunOptions | None = N
         import torch
 
         torch.set_num_threads(options.threads)
-    where = memory_path(path) if path is not None else default_path(task, model, dataset)
+    if path is not None:
+        where = memory_path(path)
+    else:
+        where = default_path(task, model, dataset, quick=options.quick, hparams=options.extra.get("hparams"))
+        if evaluate and not where.exists():
+            raise _no_run(task, model, dataset, where)
     runner = task_entry.obj()
     start = time.perf_counter()
     if evaluate:
@@ -52,6 +69,16 @@ def run_task(task: str, model: str, dataset: str, options: RunOptions | None = N
     result["wall_s"] = round(time.perf_counter() - start, 2)
     result["options"] = options.to_dict()
     return result
+
+
+def _no_run(task: str, model: str, dataset: str, where: Path) -> NotFoundError:
+    base = f"{task}-{model}-{dataset}"
+    others = sorted(p.name for p in where.parent.glob(f"{base}*") if p.is_dir()
+                    and (p.name == base or p.name.startswith(f"{base}-")))
+    found = f"; runs of it: {', '.join(others)}" if others else ""
+    return NotFoundError(f"no {task} run of {model} on {dataset} with these settings in {where}{found}; "
+                         "train it first (leave out --evaluate), or evaluate with the --quick and --set hparams "
+                         "of the run (or its --path)")
 
 
 @click.command("run")
@@ -64,7 +91,8 @@ def run_task(task: str, model: str, dataset: str, options: RunOptions | None = N
 @click.option("--compress", "do_compress", is_flag=True, help="measure LoRA fine-tuning, pruning, quantization")
 @click.option("--evaluate", "evaluate_only", is_flag=True, help="re-evaluate the checkpoint in the weight memory")
 @click.option("--version", type=int, default=None, help="checkpoint version for --evaluate (default: current)")
-@click.option("--path", default=None, help="memory directory (default: $AGENTMEM_HOME/runs/TASK-MODEL-DATASET)")
+@click.option("--path", default=None, help="memory directory (default: one per model configuration, "
+              "$AGENTMEM_HOME/runs/TASK-MODEL-DATASET[-quick][-hparams-HASH])")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentmem.embedders import Embedder
-from agentmem.errors import InvalidInputError, NotFoundError
+from agentmem.errors import EmbedderMismatchError, InvalidInputError, NotFoundError, RunMemoryError
 from agentmem.hookspecs import Register, hookimpl
 
 if TYPE_CHECKING:
@@ -164,11 +164,21 @@ def feature_embedder(dim: int) -> str:
 
 def feature_memory(path: str | Path, dim: int, **options: Any) -> Memory:
     """Open a memory whose vectors are ``dim``-dimensional model features (exact search, no dedup:
-    every training example is kept)."""
+    every training example is kept). A directory built with other features (another run's model size
+    or ``--quick``) raises :class:`~agentmem.errors.RunMemoryError`."""
     from agentmem.memory import Memory
 
     options = {"dedup": False, "ann_threshold": 10**8, "stm_items": 4096, **options}
-    return Memory(path, embedder=feature_embedder(dim), **options)
+    name = feature_embedder(dim)
+    try:
+        return Memory(path, embedder=name, **options)
+    except EmbedderMismatchError as exc:
+        # the usual cause: `agentmem run --path DIR` again with another model size or --quick
+        what = "another run's memory" if (exc.stored or "").startswith("features-") else "a memory of no run"
+        raise RunMemoryError(f"{path} holds {what} (embedder {exc.stored!r}; this model's features "
+                             f"are {name!r}: another model, size or --quick); give this run its own directory: "
+                             "leave out `agentmem run --path` (one per task, model, dataset, --quick and hparams "
+                             "under $AGENTMEM_HOME/runs) or pass a new one", stored=exc.stored, wanted=name) from exc
 
 
 def unit(x: np.ndarray) -> np.ndarray:
