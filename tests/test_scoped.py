@@ -46,3 +46,26 @@ def test_scoped_lexical_matches_are_the_unscoped_ones_inside_the_scope(tenants: 
         assert set(scoped) <= {i for i, it in j.get_items(list(scoped)).items() if it.scope == {"user": "u5"}}
     a_only = dict(j.lexical(["ferry"], 10_000, {"user": "u5"}, {"kind": "a"}))
     assert a_only and all(it.metadata["kind"] == "a" for it in j.get_items(list(a_only)).values())
+
+
+@pytest.mark.parametrize("tag", ["a", "b"])  # "a": two thirds of the scope (probed), "b": a third
+def test_filtered_recall_returns_exactly_the_items_that_pass(tenants: agentmem.Memory, tag: str) -> None:
+    scope = {"user": "u4"}
+    want = {i.id for i in tenants if i.scope == scope and i.metadata["kind"] == tag}
+    hits = tenants.recall("harbour ferry", k=50, scope=scope, filters={"kind": tag})
+    assert {h.id for h in hits} <= want and len(hits) == min(50, len(want))
+    rare = tenants.remember("ferry to the harbour at noon", {"kind": "rare"}, scope=scope)
+    tenants.consolidate()
+    assert [h.id for h in tenants.recall("harbour ferry", k=5, scope=scope, filters={"kind": "rare"})] == [rare]
+    assert tenants.recall("harbour ferry", k=5, scope={"user": "u5"}, filters={"kind": "rare"}) == []
+
+
+def test_a_filter_reads_its_value_index_not_the_scope(tenants: agentmem.Memory) -> None:
+    j = tenants.journal
+    ids = j.filter_ids({"user": "u2"}, {"kind": "b"}, None, None)
+    assert j.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'items_meta_kind'").fetchone()
+    assert len(ids) == 10
+    plan = [r[-1] for r in j.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM items INDEXED BY items_meta_kind "
+        "WHERE user = ? AND json_extract(metadata, '$.kind') = ?", ("u2", "b"))]
+    assert "items_meta_kind" in plan[0], plan

@@ -121,6 +121,7 @@ class Journal:
         self._next_id: int | None = None  # the id the next inserted item gets (this is the one writer)
         self._wal = path.with_name(path.name + "-wal")
         self.schema = 0  # the schema version of the file: a reader may open one an older writer keeps
+        self._indexes: set[str] = set()  # metadata value indexes known to exist (filter_index)
         uri = f"file:{quote(str(path))}" + ("?mode=ro" if read_only else "")  # quoted: '?' and '#' are data
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                     timeout=10.0)
@@ -367,13 +368,48 @@ class Journal:
 
     def filter_ids(self, scope: dict[str, str], filters: dict[str, Any] | None,
                    since: float | None, until: float | None) -> np.ndarray:
-        """Ids of every item in ``scope`` that passes the metadata filters and time window."""
+        """Ids of every item in ``scope`` that passes the metadata filters and time window. With a
+        filter, its first key's value index is used (a writer creates it on first use, see
+        :meth:`filter_index`): the rows read are those with that value, not the whole scope."""
         s_sql, s_params = scope_clause(scope)
         f_sql, f_params = filter_clause(filters, since, until)
+        index = self.filter_index(next(iter(filters))) if filters else None
+        source = f"items INDEXED BY {index}" if index else "items"
         with self.lock:
-            rows = self.conn.execute(f"SELECT id FROM items WHERE 1 {s_sql}{f_sql}",
+            rows = self.conn.execute(f"SELECT id FROM {source} WHERE 1 {s_sql}{f_sql}",
                                      s_params + f_params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def filter_index(self, key: str) -> str | None:
+        """The name of the index on metadata value ``key`` (``json_extract(metadata, '$.key')``),
+        created by a writer the first time a filter names the key (one pass over the items, once);
+        None for a reader of a journal that has none. Without it a filter read every item of the scope."""
+        if not _FILTER_KEY.match(key):
+            raise InvalidInputError(f"filter key {key!r} must be letters, digits or '_' (at most 64)")
+        name = f"items_meta_{key}"
+        if name in self._indexes:
+            return name
+        with self.lock:
+            exists = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                                       (name,)).fetchone()
+            if not exists and self.read_only:
+                return None
+            if not exists:
+                with self.tx() as c:
+                    c.execute(f"CREATE INDEX IF NOT EXISTS {name} ON items (json_extract(metadata, '$.{key}'))")
+        self._indexes.add(name)
+        return name
+
+    def passing(self, ids: Sequence[int], filters: dict[str, Any]) -> set[int]:
+        """Those of ``ids`` whose metadata passes ``filters`` (one primary-key lookup each)."""
+        f_sql, f_params = filter_clause(filters, None, None)
+        out: set[int] = set()
+        with self.lock:
+            for chunk in _chunks(list(ids), 500):
+                marks = ",".join("?" * len(chunk))
+                out.update(r[0] for r in self.conn.execute(f"SELECT id FROM items WHERE id IN ({marks}){f_sql}",
+                                                            [*chunk, *f_params]))
+        return out
 
     def doc_freq(self, word: str, n: int | None = None, table: str = "items_fts", cap: int | None = None) -> int:
         """How many long-term items (``table="windows_fts"``: windows) contain ``word`` (as the
@@ -580,11 +616,11 @@ class Journal:
                           [(i, a, b, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for i, a, b, v in rows])
 
     def same_statement(self, text: str, scope: dict[str, str], since: float | None = None,
-                       until: float | None = None) -> list[int]:
-        """Ids of the items in ``scope`` (either tier, time within the bounds) stating ``text``
-        (:func:`content_hash`)."""
+                       until: float | None = None, filters: dict[str, Any] | None = None) -> list[int]:
+        """Ids of the items in ``scope`` (either tier, passing the filters and time bounds) stating
+        ``text`` (:func:`content_hash`)."""
         s_sql, s_params = scope_clause(scope)
-        f_sql, f_params = filter_clause(None, since, until)
+        f_sql, f_params = filter_clause(filters, since, until)
         with self.lock:
             rows = self.conn.execute(
                 f"SELECT id FROM items INDEXED BY items_hash WHERE content_hash = ? {s_sql}{f_sql} "
