@@ -441,6 +441,9 @@ class QueryTerms:
 
     words: list[tuple[str, ...]]
     grams: list[str]
+    # the words of a text that can give one of ``words``' terms: those starting with a term's first two
+    # letters (Porter stemming keeps them; only a third-letter y may become i); None: some term is not ASCII
+    candidates: re.Pattern[str] | None = None
 
     def __len__(self) -> int:
         return len(self.words) + len(self.grams)
@@ -450,7 +453,13 @@ def query_terms(query: str) -> QueryTerms:
     # a word with gram terms (Chinese, Japanese, Korean) is looked for by its grams: the word
     # tokenizer makes one term of a whole run, which a text contains only as the same whole run
     words = list(dict.fromkeys(w for w in lexical_text(query).split() if w and not has_grams(w)))
-    return QueryTerms([t for t in default_terms().of_words(words) if t], list(dict.fromkeys(grams(query))))
+    terms = [t for t in default_terms().of_words(words) if t]
+    flat = {x for t in terms for x in t}
+    candidates = None
+    if flat and all(x.isascii() for x in flat):
+        heads = sorted({re.escape(x[:2]) for x in flat})
+        candidates = re.compile(rf"(?<![a-z0-9])(?:{'|'.join(heads)})\w*")
+    return QueryTerms(terms, list(dict.fromkeys(grams(query))), candidates)
 
 
 _TEXT_WORD = re.compile(r"\w+")
@@ -463,7 +472,10 @@ def matched(terms: QueryTerms, text: str) -> float:
         return 0.0
     found = 0
     if terms.words:
-        have = default_terms().term_set(set(_TEXT_WORD.findall(text.lower())))
+        low = text.lower()
+        # an ASCII text's words are found by the candidates' prefixes; any other may fold to them
+        pattern = terms.candidates if terms.candidates is not None and low.isascii() else _TEXT_WORD
+        have = default_terms().term_set(set(pattern.findall(low)))
         found += sum(all(x in have for x in t) for t in terms.words)
     if terms.grams:
         text_grams = set(grams(text))
