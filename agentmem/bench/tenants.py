@@ -151,7 +151,7 @@ def _chroma_spread(texts: list[str], vecs: np.ndarray, qidx: np.ndarray, qv: np.
 
     n = len(texts)
     shutil.rmtree(path, ignore_errors=True)
-    col = chromadb.PersistentClient(path=str(path)).create_collection("t", metadata={"hnsw:space": "ip"})
+    col = chromadb.PersistentClient(path=str(path)).create_collection("tenants", metadata={"hnsw:space": "ip"})
     t = time.perf_counter()
     for s in range(0, n, 5000):
         rows = range(s, min(n, s + 5000))

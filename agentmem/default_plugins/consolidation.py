@@ -138,26 +138,30 @@ def names(text: str) -> list[str]:
     common word (see ``_COMMON``), and quoted titles ("The Alchemist" -> Alchemist)."""
     tokens = []
     for m in _TOKEN.finditer(text):
-        word = _POSSESSIVE.sub("", m.group())
+        word = m.group()
+        if "'" in word or "\u2019" in word:  # consolidation runs this on every item: no regex for most words
+            word = _POSSESSIVE.sub("", word)
         tokens.append((m.start(), m.start() + len(word), word))
-    lower = {w for _, _, w in tokens if w.islower()}
-    mid_caps = {w for i, (a, _, w) in enumerate(tokens) if _capitalised(w)
-                and not _SENTENCE_START.search(text[tokens[i - 1][1] if i else 0:a])}
+    caps = [_capitalised(w) for _, _, w in tokens]
     found = []
+    if any(caps):
+        lower = {w for _, _, w in tokens if w.islower()}
+        initial = [bool(c) and _SENTENCE_START.search(text[tokens[i - 1][1] if i else 0:tokens[i][0]]) is not None
+                   for i, c in enumerate(caps)]
+        mid_caps = {tokens[i][2] for i, c in enumerate(caps) if c and not initial[i]}
     i = 0
     while i < len(tokens):
-        if not _capitalised(tokens[i][2]):
+        if not caps[i]:
             i += 1
             continue
         run = [tokens[i]]
-        initial = _SENTENCE_START.search(text[tokens[i - 1][1] if i else 0:tokens[i][0]]) is not None
-        while i + 1 < len(tokens) and _capitalised(tokens[i + 1][2]) and \
-                _joins(run[-1][2], text[run[-1][1]:tokens[i + 1][0]]):
+        starts = initial[i]
+        while i + 1 < len(tokens) and caps[i + 1] and _joins(run[-1][2], text[run[-1][1]:tokens[i + 1][0]]):
             i += 1
             run.append(tokens[i])
         i += 1
         first = run[0][2]
-        if initial and first not in mid_caps and (first.lower() in _COMMON or first.lower() in lower
+        if starts and first not in mid_caps and (first.lower() in _COMMON or first.lower() in lower
                                                   or first.endswith("ing")):
             run = run[1:]
         while run and run[0][2] in _STOP:
@@ -175,7 +179,8 @@ def names(text: str) -> list[str]:
 
 
 def _capitalised(word: str) -> bool:
-    return len(word) > 1 and word[0].isupper() and word[1].islower() and not _CONTRACTION.search(word)
+    return len(word) > 1 and word[0].isupper() and word[1].islower() and not (
+        ("'" in word or "\u2019" in word) and _CONTRACTION.search(word))
 
 
 def _joins(previous: str, gap: str) -> bool:
