@@ -396,7 +396,10 @@ class Journal:
                 return None
             if not exists:
                 with self.tx() as c:
-                    c.execute(f"CREATE INDEX IF NOT EXISTS {name} ON items (json_extract(metadata, '$.{key}'))")
+                    # the scope columns too: the index answers a scoped filter alone, with no row read
+                    # per match (a 1% filter at 100k items: 3.6 ms of row lookups per recall)
+                    c.execute(f"CREATE INDEX IF NOT EXISTS {name} ON items "
+                              f"(json_extract(metadata, '$.{key}'), user, agent, session)")
         self._indexes.add(name)
         return name
 

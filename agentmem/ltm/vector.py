@@ -395,6 +395,8 @@ class VectorIndex:
             m &= self._times[: self.n] >= since
         if until is not None:
             m &= self._times[: self.n] <= until
+        if self.dead == 0 and allowed is None and since is None and until is None and m.all():
+            return None  # the scope is the whole memory (one user's memory): search it without a selector
         return m
 
     def time_of(self, item_id: int) -> float:
