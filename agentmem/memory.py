@@ -166,12 +166,15 @@ class Memory:
         return index
 
     def _open_passages(self) -> PassageIndex:
-        """The passages of long texts, from the journal. A writer first embeds those that long items
-        lack (stored before passages existed, or by an embedder version with a longer window): once
-        per window size, recorded in the journal's meta."""
+        """The passages of long texts, from the journal. A writer of a journal from before passages
+        first embeds those its long items lack (once: the window size is then recorded in the meta,
+        and later opens do not even build the embedder)."""
         index = PassageIndex(self.dim)
-        size = getattr(self.embedder, "passage_chars", None) if not self.read_only else None
-        if size and self.journal.has_grams and self.journal.get_meta("passage_chars") != str(size):
+        todo_once = not self.read_only and self.journal.has_grams and self.journal.get_meta("passage_chars") is None
+        size = getattr(self.embedder, "passage_chars", None) if todo_once else None
+        if todo_once and not size:
+            self.journal.set_meta("passage_chars", "0")  # this embedder reads any length whole
+        if size:
             todo = self.journal.without_passages(size)
             bar = _progress(len(todo), None if len(todo) > 50 else False, "passages")
             for item_id, text in todo:
