@@ -219,10 +219,12 @@ def _probe(q: Query, n: int) -> list[tuple[int, float]] | None:
     row of the scope (133 ms per recall at 100k items in one scope)."""
     mem = q.memory
     wanted = PROBE * n
-    found = mem.vector.search(q.vec, wanted, mem.vector.mask(q.scope, None, q.since, q.until))
+    mask = mem.vector.mask(q.scope, None, q.since, q.until)
+    found = mem.vector.search(q.vec, wanted, mask)
     passing = mem.journal.passing([i for i, _ in found], q.filters or {})
     kept = [(i, s) for i, s in found if i in passing]
-    return kept if len(kept) >= n or len(found) < wanted else None
+    seen_all = (len(mem.vector) if mask is None else int(mask.sum())) <= wanted  # every row of the scope
+    return kept if len(kept) >= n or seen_all else None
 
 
 def _dense(q: Query, n: int, probe: list[tuple[int, float]] | None = None) -> Evidence:
@@ -441,9 +443,10 @@ class QueryTerms:
 
     words: list[tuple[str, ...]]
     grams: list[str]
-    # the words of a text that can give one of ``words``' terms: those starting with a term's first two
-    # letters (Porter stemming keeps them; only a third-letter y may become i); None: some term is not ASCII
-    candidates: re.Pattern[str] | None = None
+    # the first two letters of every term of ``words``: a text word can give one of those terms only
+    # if it starts with them (Porter stemming keeps them; only a third-letter y may become i), or holds
+    # a "_" (the tokenizer splits it); None: some term is not ASCII
+    heads: frozenset[str] | None = None
 
     def __len__(self) -> int:
         return len(self.words) + len(self.grams)
@@ -455,11 +458,8 @@ def query_terms(query: str) -> QueryTerms:
     words = list(dict.fromkeys(w for w in lexical_text(query).split() if w and not has_grams(w)))
     terms = [t for t in default_terms().of_words(words) if t]
     flat = {x for t in terms for x in t}
-    candidates = None
-    if flat and all(x.isascii() for x in flat):
-        heads = sorted({re.escape(x[:2]) for x in flat})
-        candidates = re.compile(rf"(?<![a-z0-9])(?:{'|'.join(heads)})\w*")
-    return QueryTerms(terms, list(dict.fromkeys(grams(query))), candidates)
+    heads = frozenset(x[:2] for x in flat) if flat and all(x.isascii() for x in flat) else None
+    return QueryTerms(terms, list(dict.fromkeys(grams(query))), heads)
 
 
 _TEXT_WORD = re.compile(r"\w+")
@@ -473,9 +473,10 @@ def matched(terms: QueryTerms, text: str) -> float:
     found = 0
     if terms.words:
         low = text.lower()
-        # an ASCII text's words are found by the candidates' prefixes; any other may fold to them
-        pattern = terms.candidates if terms.candidates is not None and low.isascii() else _TEXT_WORD
-        have = default_terms().term_set(set(pattern.findall(low)))
+        words = set(_TEXT_WORD.findall(low))
+        if terms.heads is not None and low.isascii():  # any other text may fold to the terms' letters
+            words = {w for w in words if w[:2] in terms.heads or "_" in w}
+        have = default_terms().term_set(words)
         found += sum(all(x in have for x in t) for t in terms.words)
     if terms.grams:
         text_grams = set(grams(text))
