@@ -37,7 +37,8 @@ def _settle() -> None:
     gc.collect()
 
 
-def _lat(fn: Callable[[int], Any], n: int) -> tuple[list[float], list[Any]]:
+def timed(fn: Callable[[int], Any], n: int) -> tuple[list[float], list[Any]]:
+    """(seconds of each call, results) of ``fn(0) .. fn(n - 1)``, after a garbage collection."""
     _settle()
     times, out = [], []
     for j in range(n):
@@ -47,7 +48,8 @@ def _lat(fn: Callable[[int], Any], n: int) -> tuple[list[float], list[Any]]:
     return times, out
 
 
-def _ms(times: list[float], q: float) -> float:
+def ms(times: list[float], q: float) -> float:
+    """Percentile ``q`` of ``times`` (seconds), in milliseconds."""
     return float(np.percentile(times, q) * 1000)
 
 
@@ -104,8 +106,8 @@ def run_faiss(d: Path, ann: bool) -> dict[str, Any]:
     for start in range(0, len(vecs), 65536):
         index.add(np.ascontiguousarray(vecs[start:start + 65536]))
     ingest = len(vecs) / (time.perf_counter() - t)
-    times, found = _lat(lambda j: index.search(qv[j:j + 1], K)[1][0].tolist(), len(qv))
-    return {"ingest_per_s": ingest, "recall_p50_ms": _ms(times, 50), "recall_p95_ms": _ms(times, 95),
+    times, found = timed(lambda j: index.search(qv[j:j + 1], K)[1][0].tolist(), len(qv))
+    return {"ingest_per_s": ingest, "recall_p50_ms": ms(times, 50), "recall_p95_ms": ms(times, 95),
             "recall_at_10": recall_at(found, truth), "peak_rss_mb": _rss_mb()}
 
 
@@ -126,7 +128,7 @@ def run_agentmem(d: Path) -> dict[str, Any]:
     rows_of: dict[int, list[int]] = {}
     for row, item_id in enumerate(ids):
         rows_of.setdefault(merged.get(item_id, item_id), []).append(row)
-    times, _ = _lat(lambda j: mem.recall(texts[qidx[j]], k=K, embedding=qv[j]), len(qv))
+    times, _ = timed(lambda j: mem.recall(texts[qidx[j]], k=K, embedding=qv[j]), len(qv))
     hits = [[i for i, _ in mem.vector.search(q, K)] for q in qv]
     vector_recall = float(np.mean([len({r for i in h for r in rows_of.get(i, [])} & set(t[:K].tolist())) / K
                                    for h, t in zip(hits, truth, strict=True)]))
@@ -165,9 +167,9 @@ def run_agentmem(d: Path) -> dict[str, Any]:
     payload = sum(len(s.encode()) for s in texts) / len(texts) + 4 * vecs.shape[1]
     return {"ingest_per_s": ingest, "ingest_e2e_per_s": e2e, "remember_per_s": len(one) / sum(one),
             "embedder_same_texts": {"batch1_per_s": len(own_b1) / sum(own_b1), "batch32_per_s": own_b32},
-            "remember_p50_ms": _ms(one, 50), "remember_p95_ms": _ms(one, 95),
+            "remember_p50_ms": ms(one, 50), "remember_p95_ms": ms(one, 95),
             "remember_slowest_ms": sorted((round(x * 1000, 2) for x in one), reverse=True)[:5],
-            "recall_p50_ms": _ms(times, 50), "recall_p95_ms": _ms(times, 95), "recall_batch_qps": qps,
+            "recall_p50_ms": ms(times, 50), "recall_p95_ms": ms(times, 95), "recall_batch_qps": qps,
             "recall_at_10": vector_recall, "merged_duplicates": len(merged), "disk_bytes_per_item": size / n_total,
             "disk_ratio_to_payload": size / n_total / payload, "peak_rss_mb": _rss_mb(), "open_s": open_s}
 
@@ -186,13 +188,13 @@ def run_chroma(d: Path) -> dict[str, Any]:
         col.add(ids=[str(i) for i in range(s, min(len(texts), s + step))],
                 embeddings=np.asarray(vecs[s:s + step]).tolist(), documents=texts[s:s + step])
     ingest = len(texts) / (time.perf_counter() - t)
-    times, res = _lat(lambda j: col.query(query_embeddings=[qv[j].tolist()], n_results=K)["ids"][0], len(qv))
+    times, res = timed(lambda j: col.query(query_embeddings=[qv[j].tolist()], n_results=K)["ids"][0], len(qv))
     found = [[int(i) for i in r] for r in res]
-    one, _ = _lat(lambda j: col.add(ids=[f"x{j}"], embeddings=[qv[j].tolist()], documents=[texts[j]]), len(qv))
+    one, _ = timed(lambda j: col.add(ids=[f"x{j}"], embeddings=[qv[j].tolist()], documents=[texts[j]]), len(qv))
     size = _du(path)
     open_s = _open_time("import chromadb", f"chromadb.PersistentClient(path={str(path)!r}).get_collection('bench')")
-    return {"ingest_per_s": ingest, "remember_per_s": len(one) / sum(one), "recall_p50_ms": _ms(times, 50),
-            "recall_p95_ms": _ms(times, 95), "recall_at_10": recall_at(found, truth),
+    return {"ingest_per_s": ingest, "remember_per_s": len(one) / sum(one), "recall_p50_ms": ms(times, 50),
+            "recall_p95_ms": ms(times, 95), "recall_at_10": recall_at(found, truth),
             "disk_bytes_per_item": size / (len(texts) + len(qv)), "peak_rss_mb": _rss_mb(), "open_s": open_s,
             "version": chromadb.__version__}
 
@@ -217,14 +219,14 @@ def run_langchain(d: Path) -> dict[str, Any]:
                                   ids=[str(i) for i in range(len(texts))],
                                   distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT)
     ingest = len(texts) / (time.perf_counter() - t)
-    times, res = _lat(lambda j: store.similarity_search_with_score_by_vector(qv[j].tolist(), k=K), len(qv))
+    times, res = timed(lambda j: store.similarity_search_with_score_by_vector(qv[j].tolist(), k=K), len(qv))
     inverse = {v: k for k, v in store.index_to_docstore_id.items()}
     found = [[inverse[doc.id] for doc, _ in r] if r and getattr(r[0][0], "id", None) else [] for r in res]
-    one, _ = _lat(lambda j: store.add_embeddings([(texts[j], qv[j].tolist())]), len(qv))
+    one, _ = timed(lambda j: store.add_embeddings([(texts[j], qv[j].tolist())]), len(qv))
     path = d / "langchain"
     store.save_local(str(path))
-    return {"ingest_per_s": ingest, "remember_per_s": len(one) / sum(one), "recall_p50_ms": _ms(times, 50),
-            "recall_p95_ms": _ms(times, 95), "recall_at_10": recall_at(found, truth) if all(found) else None,
+    return {"ingest_per_s": ingest, "remember_per_s": len(one) / sum(one), "recall_p50_ms": ms(times, 50),
+            "recall_p95_ms": ms(times, 95), "recall_at_10": recall_at(found, truth) if all(found) else None,
             "disk_bytes_per_item": _du(path) / (len(texts) + len(qv)), "peak_rss_mb": _rss_mb(),
             "open_s": None, "note": "reopening needs pickle (allow_dangerous_deserialization); not measured",
             "version": version("langchain-community")}
@@ -250,15 +252,15 @@ def run_mem0(d: Path) -> dict[str, Any]:
     m = Mem0.from_config(config)
     m.embedding_model.embed = lambda text, *a, **kw: lookup.get(text) or queries[text]  # the same vectors
     t = time.perf_counter()
-    one, _ = _lat(lambda j: m.add(texts[j], user_id="bench", infer=False), n)
+    one, _ = timed(lambda j: m.add(texts[j], user_id="bench", infer=False), n)
     ingest = n / (time.perf_counter() - t)
-    times, res = _lat(lambda j: m.search(f"q{j}", filters={"user_id": "bench"}, top_k=K), len(qv))
+    times, res = timed(lambda j: m.search(f"q{j}", filters={"user_id": "bench"}, top_k=K), len(qv))
     row = {t_: i for i, t_ in enumerate(texts[:n])}
     hits = [[row.get(r.get("memory"), -1) for r in (x.get("results", x) if isinstance(x, dict) else x)]
             for x in res]
     small_truth = [np.argsort(-(np.asarray(vecs[:n]) @ q))[:K] for q in qv]
-    return {"ingest_per_s": ingest, "remember_per_s": n / sum(one), "recall_p50_ms": _ms(times, 50),
-            "recall_p95_ms": _ms(times, 95), "recall_at_10": recall_at(hits, np.array(small_truth)),
+    return {"ingest_per_s": ingest, "remember_per_s": n / sum(one), "recall_p50_ms": ms(times, 50),
+            "recall_p95_ms": ms(times, 95), "recall_at_10": recall_at(hits, np.array(small_truth)),
             "peak_rss_mb": _rss_mb(), "n_measured": n, "version": version("mem0ai"),
             "note": f"add() one at a time with infer=False on the first {n} items (an index re-save per add)"}
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from agentmem.bench.systems import ms, timed
 
 K = 10
 T0 = 1_700_000_000.0
@@ -59,23 +60,11 @@ def _truth(vecs: np.ndarray, q: np.ndarray, mask: np.ndarray) -> list[int]:
     return rows[np.argsort(-scores, kind="stable")[:K]].tolist()
 
 
-def _lat(fn: Callable[[int], Any], n: int) -> tuple[list[float], list[Any]]:
-    import gc
-
-    gc.collect()
-    times, out = [], []
-    for j in range(n):
-        t = time.perf_counter()
-        out.append(fn(j))
-        times.append(time.perf_counter() - t)
-    return times, out
-
-
 def _figures(times: list[float], found: list[list[int]], truth: list[list[int]], base_p50: float | None
              ) -> dict[str, Any]:
     hit = [len(set(f) & set(t)) / max(1, min(K, len(t))) for f, t in zip(found, truth, strict=True) if t]
-    p50 = float(np.percentile(times, 50) * 1000)
-    return {"p50_ms": p50, "p95_ms": float(np.percentile(times, 95) * 1000),
+    p50 = ms(times, 50)
+    return {"p50_ms": p50, "p95_ms": ms(times, 95),
             "recall_at_10": float(np.mean(hit)) if hit else None,
             "ratio_to_unscoped": p50 / base_p50 if base_p50 else None}
 
@@ -107,15 +96,15 @@ def _agentmem_spread(texts: list[str], vecs: np.ndarray, qidx: np.ndarray, qv: n
     mem.flush()
     ingest = n / (time.perf_counter() - t)
     user_of = [int(qidx[j]) % users for j in range(len(qv))]
-    times, _ = _lat(lambda j: mem.recall(texts[qidx[j]], k=K, embedding=qv[j]), len(qv))
-    unscoped = float(np.percentile(times, 50) * 1000)
+    times, _ = timed(lambda j: mem.recall(texts[qidx[j]], k=K, embedding=qv[j]), len(qv))
+    unscoped = ms(times, 50)
     figures: dict[str, Any] = {"ingest_per_s": ingest, "unscoped_p50_ms": unscoped}
     for name, (filters, since, until) in _variants(n).items():
         def ask(j: int, filters: Any = filters, since: Any = since, until: Any = until) -> Any:
             return mem.recall(texts[qidx[j]], k=K, scope={"user": f"u{user_of[j]}"}, filters=filters,
                               since=since, until=until, embedding=qv[j])
 
-        times, _ = _lat(ask, len(qv))
+        times, _ = timed(ask, len(qv))
         found, truth = [], []
         for j, user in enumerate(user_of):
             scope = {"user": f"u{user}"}
@@ -160,8 +149,8 @@ def _chroma_spread(texts: list[str], vecs: np.ndarray, qidx: np.ndarray, qv: np.
                 metadatas=[{"user": f"u{r % users}", "tag": "rare" if r % 100 == 0 else "common",
                             "t": T0 + STEP * r} for r in rows])
     ingest = n / (time.perf_counter() - t)
-    times, _ = _lat(lambda j: col.query(query_embeddings=[qv[j].tolist()], n_results=K), len(qv))
-    unscoped = float(np.percentile(times, 50) * 1000)
+    times, _ = timed(lambda j: col.query(query_embeddings=[qv[j].tolist()], n_results=K), len(qv))
+    unscoped = ms(times, 50)
     figures: dict[str, Any] = {"ingest_per_s": ingest, "unscoped_p50_ms": unscoped}
     user_of = [int(qidx[j]) % users for j in range(len(qv))]
     for name, (filters, since, until) in _variants(n).items():
@@ -170,7 +159,7 @@ def _chroma_spread(texts: list[str], vecs: np.ndarray, qidx: np.ndarray, qv: np.
         def ask(j: int, wheres: list[dict[str, Any]] = wheres) -> list[str]:
             return list(col.query(query_embeddings=[qv[j].tolist()], n_results=K, where=wheres[j])["ids"][0])
 
-        times, res = _lat(ask, len(qv))
+        times, res = timed(ask, len(qv))
         truth = [_truth(vecs, qv[j], _rows_mask(n, users, u, filters, since, until)) for j, u in enumerate(user_of)]
         figures[name] = _figures(times, [[int(i) for i in r] for r in res], truth, unscoped)
     shutil.rmtree(path, ignore_errors=True)
