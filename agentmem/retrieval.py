@@ -208,33 +208,42 @@ class _Fuser:
         return dict(zip(ids, total.tolist(), strict=True))
 
 
-PROBE = 4  # a filter is checked on this many times the candidates a list takes
+PROBE = (5 / 4, 4)  # a filter is checked on these many times the candidates a list takes, in turn
 
 
 def _probe(q: Query, n: int) -> list[tuple[int, float]] | None:
-    """The scope's ``PROBE * n`` best vector matches that pass ``q.filters``, best first, when that
-    answers the dense list exactly: at least ``n`` pass, or the scope held no more items. None when
-    the filter is too selective for them (the caller then lists the ids it allows). Checking a
-    few hundred rows costs what the lexical lists do; listing the ids a 99% filter allows read every
-    row of the scope (133 ms per recall at 100k items in one scope)."""
+    """The scope's best vector matches that pass ``q.filters``, best first, when they answer the dense
+    list exactly: at least ``n`` of the first ``PROBE[j] * n`` pass, or those were every item of the
+    scope. None when the filter is too selective for them (the caller then lists the ids it allows).
+    A broad filter is answered by the first, small probe; a middling one by the second. Checking a
+    few dozen rows costs less than the lexical lists do; listing the ids a 99% filter allows read
+    every row of the scope (133 ms per recall at 100k items in one scope)."""
     mem = q.memory
-    wanted = PROBE * n
     mask = mem.vector.mask(q.scope, None, q.since, q.until)
-    found = mem.vector.search(q.vec, wanted, mask)
-    passing = mem.journal.passing([i for i, _ in found], q.filters or {})
-    kept = [(i, s) for i, s in found if i in passing]
-    seen_all = (len(mem.vector) if mask is None else int(mask.sum())) <= wanted  # every row of the scope
-    return kept if len(kept) >= n or seen_all else None
+    in_scope = len(mem.vector) if mask is None else int(mask.sum())
+    for factor in PROBE:
+        wanted = int(factor * n)
+        found = mem.vector.search(q.vec, wanted, mask)
+        passing = mem.journal.passing([i for i, _ in found], q.filters or {})
+        kept = [(i, s) for i, s in found if i in passing]
+        if len(kept) >= n or in_scope <= wanted:  # enough, or every row of the scope seen
+            return kept
+        if len(kept) * PROBE[-1] < len(found):  # at this rate the last probe would not find n
+            return None
+    return None
 
 
 def _dense(q: Query, n: int, probe: list[tuple[int, float]] | None = None) -> Evidence:
     """Cosine evidence from the vector cache and STM (``probe``: the vector matches, already found
     by :func:`_probe`); stats from a sample of the whole scope."""
     mem = q.memory
+    # the scope alone names its mask: the vector cache may then reuse the sample of a large scope
+    key = None if q.allowed is not None or q.since is not None or q.until is not None else \
+        tuple(sorted(q.scope.items()))
     if probe is None:
-        found, ltm_sample = mem.vector.search_and_sample(q.vec, n, q.mask, STATS_SAMPLE)
+        found, ltm_sample = mem.vector.search_and_sample(q.vec, n, q.mask, STATS_SAMPLE, key)
     else:
-        found, ltm_sample = probe[:n], mem.vector.sample_scores(q.vec, q.mask, STATS_SAMPLE)
+        found, ltm_sample = probe[:n], mem.vector.sample_scores(q.vec, q.mask, STATS_SAMPLE, key)
     hits = dict(found)
     hits.update(sorted(q.stm_scores.items(), key=lambda x: -x[1])[:n])
     if len(mem.passages):

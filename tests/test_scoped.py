@@ -69,3 +69,15 @@ def test_a_filter_reads_its_value_index_not_the_scope(tenants: agentmem.Memory) 
         "EXPLAIN QUERY PLAN SELECT id FROM items INDEXED BY items_meta_kind "
         "WHERE user = ? AND json_extract(metadata, '$.kind') = ?", ("u2", "b"))]
     assert "items_meta_kind" in plan[0], plan
+
+
+def test_the_filter_probe_looks_its_ids_up_by_primary_key(tenants: agentmem.Memory) -> None:
+    """Once a filter's value index existed, SQLite read it (every row with the value: 16 ms per
+    recall for a 99% filter at 100k) instead of looking up the few hundred probed ids."""
+    j = tenants.journal
+    j.filter_ids({"user": "u2"}, {"kind": "a"}, None, None)  # creates the value index
+    for n in (3, 50, 500):  # from ~50 ids up, SQLite had preferred the value index
+        plan = j.passing_plan({"kind": "a"}, n)
+        assert len(plan) == 1 and "INTEGER PRIMARY KEY" in plan[0], (n, plan)
+    ids = list(range(1, 300))
+    assert j.passing(ids, {"kind": "a"}) == {i.id for i in tenants if i.id in ids and i.metadata["kind"] == "a"}

@@ -438,3 +438,28 @@ def test_a_small_k_search_keeps_the_best_exact_cosines_of_a_wider_candidate_set(
     single = index.search(near, 5)
     assert [i for i, _ in batch[0]] == [i for i, _ in single] and batch[1][0][0] == 8
     assert np.allclose([s for _, s in batch[0]], [s for _, s in single], atol=1e-6)
+
+
+def test_a_large_scopes_sample_is_reused_only_while_it_is_the_scopes() -> None:
+    """The sample of a named scope is kept, and dropped once a row is forgotten or the memory grows."""
+    rng = np.random.default_rng(5)
+    vecs = unit(rng, 9000, 16)
+    index = VectorIndex(16, ann_threshold=10**9)
+    index.add(np.arange(1, 9001), vecs, [{"user": "a" if j % 3 else "b"} for j in range(9000)])
+    q = vecs[0]
+    mask = index.mask({"user": "a"})
+    rows = np.flatnonzero(mask)
+    want = vecs[rows[:: len(rows) // 2048][:2048]] @ q
+    key = (("user", "a"),)
+    assert np.array_equal(index.sample_scores(q, mask, 2048, key), want)
+    assert np.array_equal(index.sample_scores(q, mask, 2048, key), want)  # from the kept copy
+    assert index.sample_scores(q, index.mask({"user": "b"}), 2048, (("user", "b"),)).shape == (2048,)
+    index.remove([int(rows[0]) + 1])  # a forgotten row leaves the sample at once
+    mask = index.mask({"user": "a"})
+    rows = np.flatnonzero(mask)
+    assert np.array_equal(index.sample_scores(q, mask, 2048, key), vecs[rows[:: len(rows) // 2048][:2048]] @ q)
+    index.add(np.arange(9001, 9201), unit(rng, 200, 16), [{"user": "a"}] * 200)  # grown by over 1%
+    mask = index.mask({"user": "a"})
+    rows = np.flatnonzero(mask)
+    assert np.array_equal(index.sample_scores(q, mask, 2048, key),
+                          index.vectors_of((rows[:: len(rows) // 2048][:2048] + 1).tolist()) @ q)

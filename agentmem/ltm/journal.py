@@ -405,14 +405,18 @@ class Journal:
 
     def passing(self, ids: Sequence[int], filters: dict[str, Any]) -> set[int]:
         """Those of ``ids`` whose metadata passes ``filters`` (one primary-key lookup each)."""
-        f_sql, f_params = filter_clause(filters, None, None)
         out: set[int] = set()
         with self.lock:
             for chunk in _chunks(list(ids), 500):
-                marks = ",".join("?" * len(chunk))
-                out.update(r[0] for r in self.conn.execute(f"SELECT id FROM items WHERE id IN ({marks}){f_sql}",
-                                                            [*chunk, *f_params]))
+                sql, params = _passing_sql(chunk, filters)
+                out.update(r[0] for r in self.conn.execute(sql, params))
         return out
+
+    def passing_plan(self, filters: dict[str, Any], n_ids: int = 500) -> list[str]:
+        """SQLite's plan for a :meth:`passing` query of ``n_ids`` ids (EXPLAIN QUERY PLAN details)."""
+        sql, params = _passing_sql(list(range(1, n_ids + 1)), filters)
+        with self.lock:
+            return [r[-1] for r in self.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
 
     def doc_freq(self, word: str, n: int | None = None, table: str = "items_fts", cap: int | None = None) -> int:
         """How many long-term items (``table="windows_fts"``: windows) contain ``word`` (as the
@@ -835,6 +839,15 @@ def _lexical_sql(fts: str, where: str) -> str:
         return f"SELECT rowid, -bm25({fts}) AS r FROM {fts} WHERE {fts} MATCH ?"
     return (f"SELECT i.id, -bm25({fts}) AS r FROM {fts} CROSS JOIN items i ON i.id = {fts}.rowid "
             f"WHERE {fts} MATCH ? {where}")
+
+
+def _passing_sql(ids: Sequence[int], filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The query of :meth:`Journal.passing`. NOT INDEXED keeps SQLite on the primary key: once the
+    filter's value index exists it read that index instead, every row of a 99% filter's value (16 ms
+    per recall at 100k items in one scope, against 0.5 ms by primary key)."""
+    f_sql, f_params = filter_clause(filters, None, None)
+    return (f"SELECT id FROM items NOT INDEXED WHERE id IN ({','.join('?' * len(ids))}){f_sql}",
+            [*ids, *f_params])
 
 
 def _fts_table(name: str) -> str:
