@@ -220,7 +220,7 @@ def _probe(q: Query, n: int) -> list[tuple[int, float]] | None:
     every row of the scope (133 ms per recall at 100k items in one scope)."""
     mem = q.memory
     mask = mem.vector.mask(q.scope, None, q.since, q.until)
-    in_scope = len(mem.vector) if mask is None else int(mask.sum())
+    in_scope = len(mem.vector) if mask is None else int(np.count_nonzero(mask))
     for factor in PROBE:
         wanted = int(factor * n)
         found = mem.vector.search(q.vec, wanted, mask)
@@ -257,7 +257,7 @@ def _dense(q: Query, n: int, probe: list[tuple[int, float]] | None = None) -> Ev
 
 
 def _scope_size(q: Query) -> int:
-    ltm = len(q.memory.vector) if q.mask is None else int(q.mask.sum())
+    ltm = len(q.memory.vector) if q.mask is None else int(np.count_nonzero(q.mask))
     return max(1, ltm + len(q.stm_scores))
 
 

@@ -463,3 +463,40 @@ def test_a_large_scopes_sample_is_reused_only_while_it_is_the_scopes() -> None:
     rows = np.flatnonzero(mask)
     assert np.array_equal(index.sample_scores(q, mask, 2048, key),
                           index.vectors_of((rows[:: len(rows) // 2048][:2048] + 1).tolist()) @ q)
+
+
+def test_a_small_scopes_mask_is_the_same_however_it_is_built() -> None:
+    """From 50k rows a small scope's mask is built from its own rows: the same rows as comparing every
+    row's scope, through adds, forgetting, time bounds, allowed ids and compaction."""
+    rng = np.random.default_rng(9)
+    index = VectorIndex(8, ann_threshold=10**9)
+    scopes: list[dict[str, str]] = []
+
+    def add(count: int) -> None:
+        start = index.n
+        new = [{"user": f"u{rng.integers(0, 400)}", **({"session": f"s{rng.integers(0, 3)}"} if rng.random() < 0.5 else {})}
+               if rng.random() < 0.9 else {"user": "big"} for _ in range(count)]
+        scopes.extend(new)
+        index.add(np.arange(start + 1, start + count + 1), unit(rng, count, 8), new,
+                  times=np.arange(start, start + count, dtype=np.float64))
+
+    def check(alive: set[int]) -> None:
+        for scope, allowed, since in [({"user": "u7"}, None, None), ({"user": "u7", "session": "s1"}, None, None),
+                                      ({"user": "u8"}, np.arange(1, 30_000), 100.0), ({"user": "nobody"}, None, None),
+                                      ({"session": "s2"}, None, None), ({"user": "big"}, None, None)]:
+            want = [i for i in sorted(alive) if all(scopes[i - 1].get(k) == v for k, v in scope.items())
+                    and (allowed is None or i < 30_000) and (since is None or i - 1 >= since)]
+            m = index.mask(scope, allowed, since)
+            assert m is not None and sorted(i for i, _ in index.search(np.ones(8) / 8 ** 0.5, 10**6, m)) == want, scope
+
+    add(60_000)
+    alive = set(range(1, 60_001))
+    check(alive)
+    add(3000)  # grouped on the next mask
+    alive |= set(range(60_001, 63_001))
+    gone = [int(i) for i in rng.choice(63_000, 500, replace=False) + 1]
+    index.remove(gone)
+    alive -= set(gone)
+    check(alive)
+    index.compact()  # rows renumbered
+    check(alive)
