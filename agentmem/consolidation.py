@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agentmem.plugins import hook, loop_caller
+from agentmem.scope import key as scope_key
 from agentmem.statement import normal_form, same_statement
 from agentmem.stm import STMEntry
-from agentmem.types import Fact, Item, scope_key
+from agentmem.types import Fact, Item
 
 if TYPE_CHECKING:
     from agentmem.memory import Memory

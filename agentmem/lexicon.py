@@ -22,13 +22,14 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from agentmem.types import Item, scope_key
+from agentmem.scope import Key as ScopeKey
+from agentmem.scope import key as scope_key
+from agentmem.types import Item
 
 TOKENIZE = "porter unicode61 remove_diacritics 2"  # the journal's full-text tokenizer (migration 1)
 K1, B = 1.2, 0.75  # FTS5 bm25() constants
 _WORD = re.compile(r"\w+", re.UNICODE)
 
-ScopeKey = tuple[str | None, ...]
 # one scope's window members: term counts, token lengths (long-term tail first), STM ids, tail length
 Run = tuple[list[dict[str, int]], list[int], list[int], int]
 

@@ -38,11 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agentmem import scope as scopes
 from agentmem import timeexpr
 from agentmem.grams import gram_text, grams, has_grams
 from agentmem.lexicon import Stats, default_terms
 from agentmem.ltm.journal import query_words
-from agentmem.types import SCOPE_KEYS, Item
+from agentmem.types import Item
 
 if TYPE_CHECKING:
     from agentmem.memory import Memory
@@ -238,8 +239,7 @@ def _dense(q: Query, n: int, probe: list[tuple[int, float]] | None = None) -> Ev
     by :func:`_probe`); stats from a sample of the whole scope."""
     mem = q.memory
     # the scope alone names its mask: the vector cache may then reuse the sample of a large scope
-    key = None if q.allowed is not None or q.since is not None or q.until is not None else \
-        tuple(sorted(q.scope.items()))
+    key = None if q.allowed is not None or q.since is not None or q.until is not None else scopes.name(q.scope)
     if probe is None:
         found, ltm_sample = mem.vector.search_and_sample(q.vec, n, q.mask, STATS_SAMPLE, key)
     else:
@@ -307,9 +307,8 @@ def _with_stm(q: Query, rows: list[tuple[int, float]], words: list[str], table: 
         return not ((since is not None and t < since) or (until is not None and t > until))
 
     if in_windows:
-        wanted = [(j, q.scope[k]) for j, k in enumerate(SCOPE_KEYS) if k in q.scope]
         found = lexicon.scores(words, stats, keep, q.width, lambda key: journal.ltm_tail(key, q.width),
-                               lambda key: all(key[j] == v for j, v in wanted))
+                               lambda key: scopes.contains_key(q.scope, key))
     else:
         found = lexicon.scores(words, stats, keep)
     if not found:
@@ -526,7 +525,7 @@ def item_matcher(scope: Mapping[str, str], filters: Mapping[str, Any] | None, si
         return int(v) if isinstance(v, bool) else v
 
     def keep(item: Item) -> bool:
-        if any(item.scope.get(k) != v for k, v in scope.items()):
+        if not scopes.contains(scope, item.scope):
             return False
         for key, value in (filters or {}).items():
             if value is None:

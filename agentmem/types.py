@@ -5,13 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agentmem.scope import KEYS as SCOPE_KEYS  # noqa: F401  (re-exported: plugins read them here)
+from agentmem.scope import key as scope_key  # noqa: F401
+
 Source = Literal["stm", "ltm", "graph"]
-SCOPE_KEYS: tuple[str, ...] = ("user", "agent", "session")
-
-
-def scope_key(scope: dict[str, str]) -> tuple[str | None, ...]:
-    """A scope as a tuple over :data:`SCOPE_KEYS` (None where absent): equal tuples, same scope."""
-    return tuple(map(scope.get, SCOPE_KEYS))
 
 
 @dataclass(frozen=True)

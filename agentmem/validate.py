@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from agentmem.errors import DimensionError, InvalidInputError, ScopeError
-from agentmem.types import SCOPE_KEYS
+from agentmem.scope import KEYS as SCOPE_KEYS
 
 MAX_TEXT = 1_000_000  # characters
 MAX_SCOPE_VALUE = 256

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from agentmem.hookspecs import hookimpl
-from agentmem.ltm.journal import scope_clause
+from agentmem.scope import clause as scope_clause
 
 if TYPE_CHECKING:
     from agentmem.memory import Memory

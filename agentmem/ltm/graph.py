@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agentmem import scope as scopes
 from agentmem import validate
 from agentmem.errors import InvalidInputError, ReadOnlyError
-from agentmem.types import SCOPE_KEYS, Fact
+from agentmem.types import Fact
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -52,10 +53,6 @@ def _query(entity: object, scope: object) -> dict[str, str]:
 def _key(name: str) -> str:
     """How a name is matched: its words, lower-cased ("Dr. Smith" and "dr smith" -> "dr smith")."""
     return " ".join(_WORD.findall(name.lower()))
-
-
-def _in_scope(edge_scope: dict[str, str], scope: dict[str, str]) -> bool:
-    return all(edge_scope.get(k) == v for k, v in scope.items())
 
 
 def _locked(method: F) -> F:
@@ -97,8 +94,7 @@ class KnowledgeGraph:
             rows = self._journal.conn.execute(
                 "SELECT id, subject, relation, object, item_id, user, agent, session FROM facts").fetchall()
         for row in rows:
-            self._add_edge(row[0], row[1], row[2], row[3], row[4],
-                           {k: v for k, v in zip(SCOPE_KEYS, row[5:8], strict=True) if v is not None})
+            self._add_edge(row[0], row[1], row[2], row[3], row[4], scopes.from_columns(row[5:8]))
 
     def _add_edge(self, fid: int, s: str, r: str, o: str, item: int | None, scope: dict[str, str]) -> None:
         self.g.add_edge(s, o, key=fid, relation=r, item=item, scope=scope)
@@ -143,11 +139,11 @@ class KnowledgeGraph:
             if canonical is None:
                 raise InvalidInputError(f"item {item!r} does not exist; remember it first or pass item=None")
             row = c.execute("SELECT user, agent, session FROM items WHERE id = ?", (canonical,)).fetchone()
-            item, scope = canonical, {k: v for k, v in zip(SCOPE_KEYS, row, strict=True) if v is not None}
+            item, scope = canonical, scopes.from_columns(row)
         cur = c.execute(
             "INSERT INTO facts (subject, relation, object, item_id, user, agent, session, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (s, r, o, item, scope.get("user"), scope.get("agent"), scope.get("session"), time.time()))
+            (s, r, o, item, *scopes.key(scope), time.time()))
         assert cur.lastrowid is not None
         return cur.lastrowid, item, scope
 
@@ -164,7 +160,7 @@ class KnowledgeGraph:
 
     def _edges(self, scope: dict[str, str]) -> Iterable[tuple[str, str, int, dict[str, Any]]]:
         for s, o, key, data in self.g.edges(keys=True, data=True):
-            if _in_scope(data["scope"], scope):
+            if scopes.contains(scope, data["scope"]):
                 yield s, o, key, data
 
     @_locked
@@ -178,7 +174,7 @@ class KnowledgeGraph:
             nodes = self._nodes(entity)
             out_e = self.g.out_edges(nodes, keys=True, data=True)
             in_e = self.g.in_edges(nodes, keys=True, data=True)
-            edges = (e for e in [*out_e, *in_e] if _in_scope(e[3]["scope"], scope))
+            edges = (e for e in [*out_e, *in_e] if scopes.contains(scope, e[3]["scope"]))
         seen: set[int] = set()
         result = []
         for s, o, key, data in edges:
@@ -202,7 +198,7 @@ class KnowledgeGraph:
                 edges = [*self.g.out_edges(node, data=True), *self.g.in_edges(node, data=True)]
                 for s, o, data in edges:
                     other = o if s == node else s
-                    if other not in seen and _in_scope(data["scope"], scope):
+                    if other not in seen and scopes.contains(scope, data["scope"]):
                         seen.add(other)
                         nxt.append(other)
                         order.append(other)
@@ -216,7 +212,7 @@ class KnowledgeGraph:
 
         scope = _query(source, scope)
         _query(target, None)
-        view = nx.subgraph_view(self.g, filter_edge=lambda s, o, k: _in_scope(self.g[s][o][k]["scope"], scope))
+        view = nx.subgraph_view(self.g, filter_edge=lambda s, o, k: scopes.contains(scope, self.g[s][o][k]["scope"]))
         undirected = view.to_undirected(as_view=True)
         best: list[str] = []
         for s in self._nodes(source):
@@ -255,7 +251,7 @@ class KnowledgeGraph:
                     continue
                 for _, _, data in [*self.g.out_edges(entity, data=True), *self.g.in_edges(entity, data=True)]:
                     item = data["item"]
-                    if item is not None and item not in seen and _in_scope(data["scope"], scope):
+                    if item is not None and item not in seen and scopes.contains(scope, data["scope"]):
                         seen.add(item)
                         ranked.append(item)
         return ranked

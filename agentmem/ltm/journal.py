@@ -28,24 +28,19 @@ from urllib.parse import quote
 
 import numpy as np
 
+from agentmem import scope as scopes
 from agentmem.errors import CorruptionError, InvalidInputError, MemoryClosedError, SchemaError
 from agentmem.grams import gram_text
 from agentmem.ltm import migrations, windows
 from agentmem.ltm.migrations import MIGRATIONS, POST_STEPS
 from agentmem.statement import normal_form
-from agentmem.types import SCOPE_KEYS, Fact, Item, scope_key
+from agentmem.types import Fact, Item
 
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 ITEM_COLUMNS = "id, text, metadata, user, agent, session, created_at, event_time, tier, count, importance"
 INSERT_ITEM = ("INSERT INTO items (id, text, metadata, user, agent, session, created_at, event_time, content_hash, "
                "embedding, importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-
-
-def scope_clause(scope: dict[str, str], prefix: str = "") -> tuple[str, list[Any]]:
-    """SQL ``AND``-terms restricting rows to ``scope`` (already validated)."""
-    terms = [f"{prefix}{key} = ?" for key in SCOPE_KEYS if key in scope]
-    return "".join(f" AND {t}" for t in terms), [scope[k] for k in SCOPE_KEYS if k in scope]
 
 
 def filter_clause(filters: dict[str, Any] | None, since: float | None, until: float | None,
@@ -346,8 +341,8 @@ class Journal:
         out_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
         dim = len(rows[0][1]) // 4 if rows else 0
-        scopes = [{k: v for k, v in zip(SCOPE_KEYS, r[2:5], strict=True) if v is not None} for r in rows]
-        return out_ids, vecs.reshape(len(rows), dim) if rows else vecs.reshape(0, 0), scopes
+        return (out_ids, vecs.reshape(len(rows), dim) if rows else vecs.reshape(0, 0),
+                [scopes.from_columns(r[2:5]) for r in rows])
 
     def times(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, times) of the given items: each item's event time, else its creation time."""
@@ -371,7 +366,7 @@ class Journal:
         """Ids of every item in ``scope`` that passes the metadata filters and time window. With a
         filter, its first key's value index is used (a writer creates it on first use, see
         :meth:`filter_index`): the rows read are those with that value, not the whole scope."""
-        s_sql, s_params = scope_clause(scope)
+        s_sql, s_params = scopes.clause(scope)
         f_sql, f_params = filter_clause(filters, since, until)
         index = self.filter_index(next(iter(filters))) if filters else None
         source = f"items INDEXED BY {index}" if index else "items"
@@ -500,7 +495,7 @@ class Journal:
         match = fts_query(words)
         if match is None:
             return []
-        s_sql, s_params = scope_clause(scope, "i.")
+        s_sql, s_params = scopes.clause(scope, "i.")
         f_sql, f_params = filter_clause(filters, since, until, "i.")
         fts = _fts_table(table) if table else "windows_fts" if windows else "items_fts"
         if fts == "grams_fts" and not self.has_grams:
@@ -521,7 +516,7 @@ class Journal:
     def lexical_plan(self, scope: dict[str, str], filters: dict[str, Any] | None = None,
                      since: float | None = None, until: float | None = None, table: str = "items_fts") -> list[str]:
         """SQLite's plan for a :meth:`lexical` query (EXPLAIN QUERY PLAN details, outer loop first)."""
-        s_sql, s_params = scope_clause(scope, "i.")
+        s_sql, s_params = scopes.clause(scope, "i.")
         f_sql, f_params = filter_clause(filters, since, until, "i.")
         with self.lock:
             rows = self.conn.execute(f"EXPLAIN QUERY PLAN {_lexical_sql(_fts_table(table), s_sql + f_sql)}",
@@ -531,7 +526,7 @@ class Journal:
     def same_text_in_ltm(self, items: Sequence[Item]) -> dict[int, int]:
         """For items whose statement (:func:`content_hash`) already exists in LTM in the same scope:
         item id -> that LTM id (the caller compares the texts)."""
-        wanted = {(content_hash(i.text), scope_key(i.scope)): i.id for i in items}
+        wanted = {(content_hash(i.text), scopes.key(i.scope)): i.id for i in items}
         hashes = list({h for h, _ in wanted})
         out: dict[int, int] = {}
         with self.lock:
@@ -574,8 +569,7 @@ class Journal:
                 cur = c.execute(
                     "INSERT INTO facts (subject, relation, object, item_id, user, agent, session, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (fact.subject, fact.relation, fact.object, fact.item, scope.get("user"),
-                     scope.get("agent"), scope.get("session"), now))
+                    (fact.subject, fact.relation, fact.object, fact.item, *scopes.key(scope), now))
                 fact_rows.append((cur.lastrowid, fact.subject, fact.relation, fact.object, fact.item, scope))
             # the duplicates are gone now: windows are those of the items that stay
             c.executemany("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", [(i.id, i.text) for i, _ in promote])
@@ -606,7 +600,7 @@ class Journal:
         vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
                 np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)), vecs,
-                [{k: v for k, v in zip(SCOPE_KEYS, r[3:6], strict=True) if v is not None} for r in rows],
+                [scopes.from_columns(r[3:6]) for r in rows],
                 [float(r[6]) for r in rows])
 
     def without_passages(self, longer_than: int) -> list[tuple[int, str]]:
@@ -626,7 +620,7 @@ class Journal:
                        until: float | None = None, filters: dict[str, Any] | None = None) -> list[int]:
         """Ids of the items in ``scope`` (either tier, passing the filters and time bounds) stating
         ``text`` (:func:`content_hash`)."""
-        s_sql, s_params = scope_clause(scope)
+        s_sql, s_params = scopes.clause(scope)
         f_sql, f_params = filter_clause(filters, since, until)
         with self.lock:
             rows = self.conn.execute(

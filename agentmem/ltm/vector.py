@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from agentmem.scope import KEYS as SCOPE_KEYS
 from agentmem.threads import cores, faiss_threads
-from agentmem.types import SCOPE_KEYS
 
 FORMAT = 2  # 2: float32 rows in an append-only file, HNSW file without its vectors; 1 is still read
 log = logging.getLogger("agentmem")

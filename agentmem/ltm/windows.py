@@ -20,9 +20,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from agentmem.types import scope_key
+from agentmem.scope import KEY_SQL as SCOPE_SQL
+from agentmem.scope import key as scope_key
 
-SCOPE_SQL = "user IS ? AND agent IS ? AND session IS ?"
 _LTM_SCOPE_SQL = SCOPE_SQL + " AND tier = 'ltm'"
 _INSERT = "INSERT INTO windows_fts (rowid, text) VALUES (?, ?)"
 _DELETE = "INSERT INTO windows_fts (windows_fts, rowid, text) VALUES ('delete', ?, ?)"
