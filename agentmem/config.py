@@ -25,6 +25,10 @@ class Config:
     # optional forget policy: keep at most this many LTM items per scope (each user/agent/session
     # combination items were remembered with has its own limit; lowest importance forgotten, logged)
     ltm_max_items: int | None = None
+    # stores, by registered name (``agentmem plugins`` lists them; agentmem.ltm.protocols says what one
+    # provides): the vector cache and the knowledge graph
+    vector_store: str = "faiss"
+    graph_store: str = "networkx"
     # vector cache: approximate (HNSW) search from this many vectors on
     ann_threshold: int = 20_000
     ef_search: int = 64

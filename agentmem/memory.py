@@ -30,7 +30,7 @@ from agentmem.ltm.lock import WriterLock
 from agentmem.ltm.passages import PassageIndex, split
 from agentmem.ltm.vector import VectorIndex
 from agentmem.ltm.weights import WeightStore
-from agentmem.plugins import get, get_embedder
+from agentmem.plugins import get, get_embedder, registry
 from agentmem.stm import ShortTermMemory
 from agentmem.threads import single_blas_thread, single_faiss_thread
 from agentmem.types import Fact, Hit, Item, Source
@@ -98,7 +98,7 @@ class Memory:
         self.stm = ShortTermMemory(self.dim, self.config.stm_items, self.config.stm_bytes, lexicon=True)
         self.vector = self._open_vectors()
         self.passages = self._open_passages()
-        self.graph: KnowledgeGraph = get("stores", "networkx").obj(self.journal, writable=not self.read_only)
+        self.graph: KnowledgeGraph = _store("graph", self.config.graph_store)(self.journal, writable=not self.read_only)
         self.weights = WeightStore(self.journal, self.path / "weights")
         self._sweep()
         self._load_stm()
@@ -128,7 +128,7 @@ class Memory:
 
     def _open_vectors(self) -> VectorIndex:
         """Load the vector cache and bring it in step with the journal, rebuilding it if unusable."""
-        cls = get("stores", "faiss").obj
+        cls = _store("vector", self.config.vector_store)
         file = self.path / VECTOR_FILE
         index = None
         if file.exists():
@@ -548,7 +548,7 @@ class Memory:
                 "path": str(self.path), "embedder": self.embedder_name, "dim": self.dim, **counts,
                 "stm_bytes": self.stm.nbytes, "stm_limit_items": self.config.stm_items,
                 "vectors": len(self.vector), "passages": len(self.passages),
-                "vector_index": "hnsw" if self.vector._ann is not None else "exact",
+                "vector_store": self.config.vector_store, "vector_index": "hnsw" if self.vector.has_ann else "exact",
                 **{f"graph_{k}": v for k, v in self.graph.stats().items()},
                 "weights": self.weights.names(), "disk_bytes": disk, "read_only": self.read_only,
             }
@@ -557,6 +557,19 @@ class Memory:
         if self._uses and not self.read_only:
             uses, self._uses = self._uses, {}
             self.journal.add_uses(uses)
+
+
+def _store(kind: str, name: str) -> Any:
+    """The factory of the registered ``kind`` store ``name`` (see agentmem.ltm.protocols)."""
+    table = registry()["stores"]
+    of_kind = sorted(n for n, e in table.items() if e.options.get("kind") == kind)
+    entry = table.get(name)
+    if entry is None or entry.options.get("kind") != kind:
+        what = f"no {kind} store named {name!r}" if entry is None else \
+            f"store {name!r} is a {entry.options.get('kind')} store, not a {kind} store"
+        raise NotFoundError(f"{what}; registered {kind} stores: {', '.join(of_kind) or 'none'} "
+                            f"(set Config.{kind}_store; see `agentmem plugins`)")
+    return entry.obj
 
 
 def _progress(total: int, progress: bool | None, desc: str) -> Any:

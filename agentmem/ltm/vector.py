@@ -491,6 +491,8 @@ class VectorIndex:
         if self.n == 0 or k <= 0:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
+        if mask is None and self.dead:  # None means every live row: not the tombstoned ones
+            mask = self._alive[: self.n]
         rows = None if mask is None else np.flatnonzero(mask)
         if rows is not None and len(rows) == 0:
             return []
@@ -530,6 +532,8 @@ class VectorIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         if self.n == 0 or k <= 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
+        if mask is None and self.dead:  # None means every live row: not the tombstoned ones
+            mask = self._alive[: self.n]
         rows = np.arange(self.n) if mask is None else np.flatnonzero(mask)
         if len(rows) == 0:
             return [[] for _ in range(len(queries))]
