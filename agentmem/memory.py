@@ -521,6 +521,42 @@ class Memory:
                     break
         return hits
 
+    def search_vectors(self, vectors: Any, k: int = 10, scope: dict[str, str] | None = None,
+                       filters: dict[str, Any] | None = None, since: Any = None, until: Any = None
+                       ) -> list[list[tuple[int, float]]]:
+        """For each query vector (one (dim,) or many (n, dim); normalised here), the ``k`` items of
+        ``scope`` (and filters, time bounds) nearest by cosine, as (id, cosine) best first, long- and
+        short-term alike. No text, no fusion: what a model plugin needs to use memory as a datastore
+        (nearest training examples, translation pairs); :meth:`get_many` reads the items."""
+        self._check_open()
+        k = validate.k(k)
+        scope_ = validate.scope(scope)
+        t0, t1 = validate.when(since, "since"), validate.when(until, "until", upper=True)
+        arr = np.asarray(vectors, dtype=np.float32)
+        queries = validate.vectors(arr, 1 if arr.ndim == 1 else len(arr), self.dim)
+        with self._lock:
+            self._check_open()
+            allowed = self.journal.filter_ids(scope_, filters, t0, t1) if filters else None
+            found = self.vector.search_batch(queries, k, self.vector.mask(scope_, allowed, t0, t1))
+            if not len(self.stm):
+                return found
+            keep = retrieval.item_matcher(scope_, filters, t0, t1)
+            return [sorted(row + self.stm.search(q, k, keep), key=lambda h: (-h[1], h[0]))[:k]
+                    for row, q in zip(found, queries, strict=True)]
+
+    def get_many(self, ids: Sequence[int]) -> dict[int, Item]:
+        """The items stored under ``ids`` (those forgotten, merged away or never stored are left out),
+        in one read: what :meth:`search_vectors` found."""
+        self._check_open()
+        wanted = [validate.item_id(i) for i in ids]
+        return self.journal.get_items(wanted)
+
+    def embeddings(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored embedding (unit float32) of each of ``ids`` that exists."""
+        self._check_open()
+        found, vecs, _ = self.journal.vectors([validate.item_id(i) for i in ids])
+        return {int(i): vecs[j] for j, i in enumerate(found.tolist())}
+
     def recall_many(self, queries: Sequence[str], k: int = 10, scope: dict[str, str] | None = None,
                     filters: dict[str, Any] | None = None, since: Any = None, until: Any = None, *,
                     embeddings: Any = None) -> list[list[Hit]]:

@@ -75,14 +75,13 @@ def augment(x: torch.Tensor, shift: int, flip: bool, gen: torch.Generator) -> to
 
 def neighbours(mem: Memory, scope: dict[str, str], feats: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
     """Labels (N, k) and cosine similarities (N, k) of the stored training examples nearest to ``feats``."""
-    mask = mem.vector.mask(scope)
     ids, sims = np.zeros((len(feats), k), np.int64), np.zeros((len(feats), k), np.float32)
     queries = unit(feats)
     for i in range(0, len(feats), 512):
-        for row, hits in enumerate(mem.vector.search_batch(queries[i:i + 512], k, mask)):
+        for row, hits in enumerate(mem.search_vectors(queries[i:i + 512], k, scope)):
             ids[i + row, :len(hits)] = [h[0] for h in hits]
             sims[i + row, :len(hits)] = [h[1] for h in hits]
-    items = mem.journal.get_items(np.unique(ids).tolist())
+    items = mem.get_many(np.unique(ids).tolist())
     labels = np.vectorize(lambda j: items[int(j)].metadata["label"] if int(j) in items else -1)(ids)
     return labels.astype(np.int64), sims
 

@@ -163,9 +163,8 @@ def recall_profiles(mem: Memory, scope: dict[str, str], users: list[int]) -> tor
     for item in mem:
         if all(item.scope.get(k) == v for k, v in scope.items()) and item.scope.get("user") in wanted:
             found[item.id] = wanted[item.scope["user"]]
-    ids, vecs, _ = mem.journal.vectors(list(found))
     out = torch.zeros((len(users), mem.dim))
-    for i, v in zip(ids.tolist(), vecs, strict=True):
+    for i, v in mem.embeddings(list(found)).items():
         out[found[i]] = torch.from_numpy(np.array(v))
     return out
 

@@ -59,9 +59,8 @@ class Datastore:
 
 def recall_pairs(mem: Memory, scope: dict[str, str], queries: np.ndarray, k: int) -> list[list[tuple[str, str]]]:
     """For each query vector, the k most similar remembered (source, target) pairs."""
-    mask = mem.vector.mask(scope)
-    hits = mem.vector.search_batch(unit(queries), k, mask)
-    items = mem.journal.get_items(sorted({i for row in hits for i, _ in row}))
+    hits = mem.search_vectors(unit(queries), k, scope)
+    items = mem.get_many(sorted({i for row in hits for i, _ in row}))
     return [[(items[i].text, items[i].metadata["target"]) for i, _ in row if i in items] for row in hits]
 
 
