@@ -32,7 +32,7 @@ class Config:
     # vector cache: approximate (HNSW) search from this many vectors on
     ann_threshold: int = 20_000
     ef_search: int = 64
-    # recall fusion (see agentmem.retrieval): each evidence list's scores are standardised against
+    # recall fusion (see agentmem.recall): each evidence list's scores are standardised against
     # the scope's whole score distribution (z-scores) and summed with these weights. Chosen on the
     # LoCoMo dev half (`agentmem bench locomo --ablation`): dense and windowed lexical evidence
     # count equally; the item's own words add a little, mostly to the first hit. 0 turns a list off.

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from agentmem import retrieval, validate
+from agentmem import recall as retrieval
+from agentmem import validate
 from agentmem.config import Config, memory_path
 from agentmem.consolidation import ConsolidationReport, consolidate
 from agentmem.errors import (

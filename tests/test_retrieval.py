@@ -17,7 +17,7 @@ import pytest
 import agentmem
 from agentmem import timeexpr
 from agentmem.ltm import migrations, windows
-from agentmem.retrieval import lexical_text, mmr
+from agentmem.recall import lexical_text, mmr
 
 GREEK = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
          "nu", "xi"]
@@ -238,7 +238,7 @@ def test_score_sample_covers_the_scope_or_spreads_over_it() -> None:
 
 
 def test_fusing_many_candidates_at_once_gives_the_same_floats_as_one_by_one() -> None:
-    from agentmem.retrieval import Evidence, _Fuser
+    from agentmem.recall import Evidence, Fuser
 
     rng = np.random.default_rng(5)
     lists = [Evidence("vector", 1.0, {i: float(rng.normal()) for i in range(0, 300, 2)}, 0.1, 0.7, -0.2),
@@ -246,7 +246,7 @@ def test_fusing_many_candidates_at_once_gives_the_same_floats_as_one_by_one() ->
              Evidence("time", 0.0, {1: 5.0}),  # weight 0: no term
              Evidence("context", 0.3, {}, 0.0, 1.0, 0.0)]
     ranked = [("graph", [5, 7, 5, 11]), ("other", [7, 400])]
-    fuse = _Fuser(lists, ranked, 60, 0.5)
+    fuse = Fuser(lists, ranked, 60, 0.5)
     ids = list(range(-3, 420))
     many = fuse.many(ids)
     assert list(many) == ids and all(many[i] == fuse(i) for i in ids)  # exactly equal, not close

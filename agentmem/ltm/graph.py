@@ -257,6 +257,48 @@ class KnowledgeGraph:
         return ranked
 
     @_locked
+    def entity_items(self, entities: Iterable[str], scope: dict[str, str], max_df: int,
+                     min_df: int = 1) -> dict[str, set[int]]:
+        """Entity -> the items of ``scope`` linked to it (as subject or object of a fact), for entities
+        linked to at least ``min_df`` and at most ``max_df`` items: a hub (the speakers of a
+        conversation) connects everything and so says nothing. Reads at most ``max_df + 1`` links per
+        entity and role, so a hub costs no more than a rare entity: two queries with a limit each
+        rather than one UNION, whose limit SQLite applied only after reading every link of a hub."""
+        s_sql, s_params = scopes.clause(scope)
+        as_subject = f"SELECT item_id FROM facts WHERE subject = ? AND item_id IS NOT NULL{s_sql} LIMIT ?"
+        as_object = f"SELECT item_id FROM facts WHERE object = ? AND item_id IS NOT NULL{s_sql} LIMIT ?"
+        out: dict[str, set[int]] = {}
+        with self._journal.lock:
+            conn = self._journal.conn
+            for entity in sorted(set(entities)):
+                items = {int(r[0]) for r in conn.execute(as_subject, [entity, *s_params, max_df + 1])}
+                if len(items) <= max_df:  # past max_df it is a hub either way
+                    items.update(int(r[0]) for r in conn.execute(as_object, [entity, *s_params, max_df + 1]))
+                if min_df <= len(items) <= max_df:
+                    out[entity] = items
+        return out
+
+    def expand(self, seeds: list[int], scope: dict[str, str], max_df: int) -> dict[int, float]:
+        """Items of ``scope`` sharing a specific entity (see :meth:`entity_items`) with the ``seeds``:
+        id -> the share of the seeds leading to it (each seed counts once per item). Seeds gain too
+        when they lead to each other. Recall's graph expansion, for multi-hop questions."""
+        if not seeds:
+            return {}
+        marks = ",".join("?" * len(seeds))
+        with self._journal.lock:
+            rows = self._journal.conn.execute(
+                f"SELECT item_id, subject, object FROM facts WHERE item_id IN ({marks})", seeds).fetchall()
+        seed_entities: dict[int, set[str]] = {}
+        for item, s, o in rows:
+            seed_entities.setdefault(int(item), set()).update((s, o))
+        found = self.entity_items(set().union(*seed_entities.values()) if seed_entities else (), scope,
+                                  max_df, min_df=2)
+        gains: dict[int, float] = {}
+        for seed, entities in seed_entities.items():
+            for i in set().union(*(found.get(e, set()) for e in entities)) - {seed}:
+                gains[i] = gains.get(i, 0.0) + 1.0 / len(seeds)
+        return gains
+
     def remove_items(self, ids: Iterable[int]) -> None:
         """Drop edges linked to forgotten items (the journal rows are deleted by the caller)."""
         doomed = [edge for i in set(ids) for edge in self._item_edges.pop(i, ())]

@@ -164,5 +164,12 @@ class GraphStore(Protocol):
     def find_entities(self, text: str) -> list[str]:
         """Known entities named in ``text`` (recall's graph evidence starts from them)."""
 
+    def entity_items(self, entities: Iterable[str], scope: Scope, max_df: int, min_df: int = 1
+                     ) -> dict[str, set[int]]:
+        """Entity -> items of ``scope`` linked to it, for entities linked to ``min_df``..``max_df`` items."""
+
+    def expand(self, seeds: list[int], scope: Scope, max_df: int) -> dict[int, float]:
+        """Items sharing a specific entity with ``seeds``: id -> share of the seeds leading to it."""
+
     def stats(self) -> dict[str, int]:
         """At least ``entities`` and ``facts``."""
