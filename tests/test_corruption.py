@@ -214,7 +214,7 @@ def test_a_damaged_fulltext_index_is_reported_and_rebuilt(tmp_path: Path) -> Non
         assert any("full-text" in p for p in mem.journal.integrity())
         mem.journal.rebuild_fts()
         assert mem.journal.integrity() == []
-        assert victim in [i for i, _ in mem.journal.lexical(kept[victim], 5, {})]
+        assert victim in [i for i, _ in mem.journal.text.lexical(kept[victim], 5, {})]
 
 
 # --- agentmem doctor ----------------------------------------------------------------------------
@@ -268,8 +268,8 @@ def test_doctor_finds_and_repairs_what_the_journal_can_rebuild(tmp_path: Path) -
     with reopen(path) as mem:
         assert mem.notices == []
         assert_whole(mem, kept)
-        assert victim in [i for i, _ in mem.journal.lexical(kept[victim], 5, {})]
-        assert mem.journal.lexical("ghost", 5, {}) == []
+        assert victim in [i for i, _ in mem.journal.text.lexical(kept[victim], 5, {})]
+        assert mem.journal.text.lexical("ghost", 5, {}) == []
         mem.weights.rollback("net", 1)
     code, report = doctor(str(path))
     assert code == 1  # v2 is still damaged, and says so, though the current version is intact

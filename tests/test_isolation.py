@@ -63,7 +63,7 @@ def check_recall(mem: agentmem.Memory, owner: dict[int, dict[str, str]], scope: 
     qvec = mem.embedder.embed_batch([query])[0]
     paths = {
         "vector": [i for i, _ in mem.vector.search(qvec, 50, mem.vector.mask(scope))],
-        "lexical": [i for i, _ in mem.journal.lexical(query, 50, scope)],
+        "lexical": [i for i, _ in mem.journal.text.lexical(query, 50, scope)],
         "graph": mem.graph.items_for(mem.graph.find_entities(query), scope, hops=2),
     }
     hits = mem.recall(query, k=10, scope=scope)

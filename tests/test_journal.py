@@ -32,16 +32,16 @@ def test_fts_query_is_quoted() -> None:
 
 def test_lexical_budget_keeps_rare_words(hmem: agentmem.Memory) -> None:
     ids = hmem.remember_many([f"common word filler {n}" for n in range(300)] + ["common zebra"])
-    full = hmem.journal.lexical("common zebra", 5, {})
-    budgeted = hmem.journal.lexical("common zebra", 5, {}, budget=10)  # "common" has 301 postings
+    full = hmem.journal.text.lexical("common zebra", 5, {})
+    budgeted = hmem.journal.text.lexical("common zebra", 5, {}, budget=10)  # "common" has 301 postings
     assert full[0][0] == budgeted[0][0] == ids[-1]
     assert [i for i, _ in budgeted] == [ids[-1]]
     # the budget counted "common" only to 11 postings; an exact count is taken when asked for
-    assert hmem.journal._df["common"][:1] == (11,)
-    assert hmem.journal.doc_freq("common") == 301 and hmem.journal.doc_freq("zebra") == 1
-    assert hmem.journal.doc_freq("common", cap=50) == 50 and hmem.journal.doc_freq("zebra", cap=50) == 1
+    assert hmem.journal.text.counted("common") == 11
+    assert hmem.journal.text.doc_freq("common") == 301 and hmem.journal.text.doc_freq("zebra") == 1
+    assert hmem.journal.text.doc_freq("common", cap=50) == 50 and hmem.journal.text.doc_freq("zebra", cap=50) == 1
     words = ["common", "zebra", "filler", "word", "7", "absent"]
-    uncapped = sorted((hmem.journal.doc_freq(w), w) for w in words)
+    uncapped = sorted((hmem.journal.text.doc_freq(w), w) for w in words)
     for budget in (0, 1, 2, 300, 302, 1000):  # the same words as taking them rarest first by exact counts
         total, expected = 0, []
         for df, w in uncapped:
@@ -49,8 +49,8 @@ def test_lexical_budget_keeps_rare_words(hmem: agentmem.Memory) -> None:
                 break
             expected.append(w)
             total += df
-        hmem.journal._df.clear()
-        assert hmem.journal.budget_words(words, budget) == expected
+        hmem.journal.text.clear_cache()
+        assert hmem.journal.text.budget_words(words, budget) == expected
 
 
 @pytest.mark.parametrize("sort_here", [4096, 3])
@@ -58,14 +58,14 @@ def test_lexical_ranks_best_first_however_many_match(hmem: agentmem.Memory, monk
                                                      sort_here: int) -> None:
     """Few matches are sorted in Python, many by SQLite (3: every query here has more): same ranking,
     ties in id order, as SQLite's own ORDER BY."""
-    from agentmem.ltm import journal
+    from agentmem.ltm import fulltext
 
-    monkeypatch.setattr(journal, "SORT_HERE", sort_here)
+    monkeypatch.setattr(fulltext, "SORT_HERE", sort_here)
     texts = [f"harbour {'boat ' * (n % 4)}tide {n % 7}" for n in range(60)] + ["harbour harbour boat"] * 3
     hmem.remember_many(texts)
     hmem.consolidate()
     for query, k in (("harbour boat", 10), ("tide boat", 5), ("harbour", 100), ("nothing", 3)):
-        got = hmem.journal.lexical(query, k, {})
+        got = hmem.journal.text.lexical(query, k, {})
         match = fts_query(query_words(query))
         want = hmem.journal.conn.execute(
             "SELECT rowid, -bm25(items_fts) AS r FROM items_fts WHERE items_fts MATCH ? ORDER BY r DESC, rowid "
@@ -106,7 +106,7 @@ def test_full_text_indexes_are_merged_after_enough_writes(tmp_path: Path) -> Non
         assert m.journal.maybe_optimize(min_writes=100)
         assert m.journal._fts_writes == 0
         assert m.journal.conn.execute("SELECT count(*) FROM items_fts_data").fetchone()[0] < segments
-        assert {i for i, _ in m.journal.lexical("harbour", 500, {})} == set(range(1, 121))
+        assert {i for i, _ in m.journal.text.lexical("harbour", 500, {})} == set(range(1, 121))
 
 
 def test_the_log_is_checkpointed_in_the_background_and_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

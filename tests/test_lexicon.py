@@ -10,7 +10,7 @@ import pytest
 
 import agentmem
 from agentmem.lexicon import Lexicon, Stats, Terms
-from agentmem.ltm.journal import query_words
+from agentmem.ltm.fulltext import query_words
 
 U = {"user": "u1"}
 WORDS = ["kayak", "lake", "budget", "meeting", "Thursday", "trams", "Lisbon", "running", "runs", "café",
@@ -35,7 +35,7 @@ def test_terms_are_the_full_text_index_terms() -> None:
 
 
 def _fts_scores(mem: agentmem.Memory, words: list[str], windows: bool) -> dict[int, float]:
-    return dict(mem.journal.lexical(words, 1000, U, windows=windows))
+    return dict(mem.journal.text.lexical(words, 1000, U, windows=windows))
 
 
 @pytest.mark.parametrize("windows", [False, True])
@@ -50,15 +50,15 @@ def test_short_term_scores_equal_what_the_index_gives_once_consolidated(tmp_path
     table = "windows_fts" if windows else "items_fts"
 
     def stats() -> Stats:
-        rows, tokens = journal.fts_stats(table)
-        return Stats(rows, tokens, lambda w: journal.doc_freq(w, 10**9, table))
+        rows, tokens = journal.text.fts_stats(table)
+        return Stats(rows, tokens, lambda w: journal.text.doc_freq(w, 10**9, table))
 
     before = dict(lexicon.scores(words, stats(), lambda i: True, journal.window_width() if windows else None,
                                  lambda key: journal.ltm_tail(key, journal.window_width())))
     assert before and set(before) <= set(new)
     assert all(i not in _fts_scores(mem, words, windows) for i in new)  # not indexed yet
     mem.consolidate()
-    journal._df.clear()
+    journal.text.clear_cache()
     after = {i: s for i, s in _fts_scores(mem, words, windows).items() if i in new}
     assert set(after) == set(before)
     # the same formula on the same corpus; windows: the long-term tail's own windows grow by the new
@@ -165,8 +165,8 @@ def test_a_schema_3_journal_leaves_short_term_items_out_of_the_index_on_upgrade(
     monkeypatch.undo()
     mem = _mem(tmp_path, weight_vector=0.0)
     assert mem.journal.conn.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
-    assert {i for i, _ in mem.journal.lexical("harbour", 10, U)} == set(old)
-    assert {i for i, _ in mem.journal.lexical("harbour", 10, U, windows=True)} == set(old)
+    assert {i for i, _ in mem.journal.text.lexical("harbour", 10, U)} == set(old)
+    assert {i for i, _ in mem.journal.text.lexical("harbour", 10, U, windows=True)} == set(old)
     assert mem.journal.integrity() == []
     assert new[0] in {h.id for h in mem.recall("harbour tour", k=3, scope=U)}  # scored in memory
     mem.close()

@@ -37,7 +37,7 @@ def test_design_api_script(tmp_path: Path) -> None:
         gone = ids[5]
         mem.forget(gone)
         assert all(h.id != gone for h in mem.recall(texts[5], k=20, scope={"user": "u1"}))
-        assert gone not in [i for i, _ in mem.journal.lexical(texts[5], 50, {"user": "u1"})]
+        assert gone not in [i for i, _ in mem.journal.text.lexical(texts[5], 50, {"user": "u1"})]
     with agentmem.Memory(path) as mem:
         assert mem.stats()["items"] == 1000  # 1000 + Caroline - forgotten
         assert mem.recall(texts[900], k=1, scope={"user": "u1"})[0].id == ids[900]

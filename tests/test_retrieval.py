@@ -200,10 +200,10 @@ def test_forgetting_removes_the_text_from_every_window(tmp_path: Path) -> None:
     ids = m.remember_many(["before one", "before two", "the code word is zebra42", "after one", "after two"],
                           scope=U)
     m.consolidate()
-    assert {i for i, _ in m.journal.lexical("zebra42", 10, U, windows=True)} == set(ids)
+    assert {i for i, _ in m.journal.text.lexical("zebra42", 10, U, windows=True)} == set(ids)
     m.forget(ids[2])
-    assert m.journal.lexical("zebra42", 10, U, windows=True) == []
-    assert {i for i, _ in m.journal.lexical("before", 10, U, windows=True)} == set(ids) - {ids[2]}
+    assert m.journal.text.lexical("zebra42", 10, U, windows=True) == []
+    assert {i for i, _ in m.journal.text.lexical("before", 10, U, windows=True)} == set(ids) - {ids[2]}
     m.close()
 
 
@@ -216,7 +216,7 @@ def test_an_old_journal_gets_its_windows_on_upgrade(tmp_path: Path, monkeypatch:
     m.close()
     monkeypatch.undo()
     m = _mem(tmp_path)
-    assert [i for i, _ in m.journal.lexical("city", 10, U, windows=True)] == [1, 2]
+    assert [i for i, _ in m.journal.text.lexical("city", 10, U, windows=True)] == [1, 2]
     assert m.recall("which city", k=2, scope=U)
     m.close()
 

@@ -29,7 +29,7 @@ def test_a_scoped_full_text_query_starts_from_the_full_text_index(
         tenants: agentmem.Memory, table: str, restriction: dict) -> None:
     """The guard against the 148x regression: SQLite had started from the items_scope index and run
     the MATCH once per item of the scope. The plan's outer loop must be the full-text table."""
-    plan = tenants.journal.lexical_plan({"user": "u3"}, restriction.get("filters"), restriction.get("since"),
+    plan = tenants.journal.text.lexical_plan({"user": "u3"}, restriction.get("filters"), restriction.get("since"),
                                         restriction.get("until"), table=table)
     assert plan[0].startswith(f"SCAN {table} VIRTUAL TABLE"), plan
     assert any("PRIMARY KEY" in step for step in plan[1:]), plan
@@ -37,14 +37,14 @@ def test_a_scoped_full_text_query_starts_from_the_full_text_index(
 
 def test_scoped_lexical_matches_are_the_unscoped_ones_inside_the_scope(tenants: agentmem.Memory) -> None:
     j = tenants.journal
-    everything = dict(j.lexical(["ferry", "cheese"], 10_000, {}))
+    everything = dict(j.text.lexical(["ferry", "cheese"], 10_000, {}))
     in_scope = {i for i, it in j.get_items(list(everything)).items() if it.scope == {"user": "u5"}}
     for windows in (False, True):
-        scoped = dict(j.lexical(["ferry", "cheese"], 10_000, {"user": "u5"}, windows=windows))
+        scoped = dict(j.text.lexical(["ferry", "cheese"], 10_000, {"user": "u5"}, windows=windows))
         if not windows:
             assert scoped == {i: everything[i] for i in in_scope}
         assert set(scoped) <= {i for i, it in j.get_items(list(scoped)).items() if it.scope == {"user": "u5"}}
-    a_only = dict(j.lexical(["ferry"], 10_000, {"user": "u5"}, {"kind": "a"}))
+    a_only = dict(j.text.lexical(["ferry"], 10_000, {"user": "u5"}, {"kind": "a"}))
     assert a_only and all(it.metadata["kind"] == "a" for it in j.get_items(list(a_only)).values())
 
 

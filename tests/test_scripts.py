@@ -32,10 +32,10 @@ def test_words_inside_cjk_text_and_emoji_are_found_before_and_after_consolidatio
 def test_forgetting_a_cjk_item_unindexes_its_grams(mem: agentmem.Memory) -> None:
     ids = mem.remember_many(TEXTS)
     mem.consolidate()
-    assert mem.journal.lexical(["烤鸭"], 10, {}, table="grams_fts") == [(ids[0], mem.journal.lexical(
+    assert mem.journal.text.lexical(["烤鸭"], 10, {}, table="grams_fts") == [(ids[0], mem.journal.text.lexical(
         ["烤鸭"], 10, {}, table="grams_fts")[0][1])]
     mem.forget(ids[0])
-    assert mem.journal.lexical(["烤鸭"], 10, {}, table="grams_fts") == []
+    assert mem.journal.text.lexical(["烤鸭"], 10, {}, table="grams_fts") == []
     assert mem.journal.integrity() == []
     assert "我喜欢在北京吃烤鸭" not in _top(mem, "烤鸭", k=8)
 

@@ -474,7 +474,8 @@ def test_a_small_scopes_mask_is_the_same_however_it_is_built() -> None:
 
     def add(count: int) -> None:
         start = index.n
-        new = [{"user": f"u{rng.integers(0, 400)}", **({"session": f"s{rng.integers(0, 3)}"} if rng.random() < 0.5 else {})}
+        new = [{"user": f"u{rng.integers(0, 400)}",
+                **({"session": f"s{rng.integers(0, 3)}"} if rng.random() < 0.5 else {})}
                if rng.random() < 0.9 else {"user": "big"} for _ in range(count)]
         scopes.extend(new)
         index.add(np.arange(start + 1, start + count + 1), unit(rng, count, 8), new,

@@ -129,7 +129,7 @@ def run_baselines(ing: Ingested, k: int, options: dict[str, Any], queries: np.nd
         _, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(ids)))
         for q, found in zip(ing.conv.questions, rows, strict=True):
             dense.rankings.append([d for r in found if r >= 0 for d in ing.dia_ids[int(ids[r])]])
-            hits = mem.journal.lexical(q.question, k, scope)
+            hits = mem.journal.text.lexical(q.question, k, scope)
             lexical.rankings.append([d for i, _ in hits for d in ing.dia_ids.get(i, [])])
     return dense, lexical
 

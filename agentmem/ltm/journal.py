@@ -13,14 +13,12 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import math
-import operator
 import re
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,43 +30,16 @@ from agentmem import scope as scopes
 from agentmem.errors import CorruptionError, InvalidInputError, MemoryClosedError, SchemaError
 from agentmem.grams import gram_text
 from agentmem.ltm import migrations, windows
+from agentmem.ltm.filters import FILTER_KEY, filter_clause, passing_sql
+from agentmem.ltm.fulltext import FullTextIndex, fts_query, query_words  # noqa: F401  (re-exported)
 from agentmem.ltm.migrations import MIGRATIONS, POST_STEPS
 from agentmem.statement import normal_form
 from agentmem.types import Fact, Item
 
-_FILTER_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 ITEM_COLUMNS = "id, text, metadata, user, agent, session, created_at, event_time, tier, count, importance"
 INSERT_ITEM = ("INSERT INTO items (id, text, metadata, user, agent, session, created_at, event_time, content_hash, "
                "embedding, importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-
-
-def filter_clause(filters: dict[str, Any] | None, since: float | None, until: float | None,
-                  prefix: str = "") -> tuple[str, list[Any]]:
-    """SQL ``AND``-terms for metadata equality filters and an event-time window."""
-    sql, params = "", []
-    if filters is not None and not isinstance(filters, Mapping):
-        raise InvalidInputError(f"filters must be a dict of metadata key -> value, got {type(filters).__name__}")
-    for key, value in (filters or {}).items():
-        if not isinstance(key, str) or not _FILTER_KEY.match(key):
-            raise InvalidInputError(f"filter key {key!r} must be letters, digits or '_' (at most 64)")
-        if value is None:
-            sql += f" AND json_extract({prefix}metadata, '$.{key}') IS NULL"
-            continue
-        if isinstance(value, bool):
-            value = int(value)
-        if not isinstance(value, str | int | float) or (isinstance(value, int) and not -(1 << 63) <= value < 1 << 63):
-            raise InvalidInputError(f"filter value for {key!r} must be a string, number (64-bit for integers), "
-                                    "bool or None")
-        sql += f" AND json_extract({prefix}metadata, '$.{key}') = ?"
-        params.append(value)
-    if since is not None:
-        sql += f" AND COALESCE({prefix}event_time, {prefix}created_at) >= ?"
-        params.append(float(since))
-    if until is not None:
-        sql += f" AND COALESCE({prefix}event_time, {prefix}created_at) <= ?"
-        params.append(float(until))
-    return sql, params
 
 
 PAGE_SIZE = 16384  # bytes per SQLite page of a new journal
@@ -88,18 +59,6 @@ def content_hash(text: str) -> bytes:
     return hashlib.sha256(normal_form(text).encode("utf-8", "surrogatepass")).digest()[:8]
 
 
-def query_words(text: str, max_terms: int = 64) -> list[str]:
-    """Distinct lower-cased words of a query, in order."""
-    return list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:max_terms]
-
-
-def fts_query(words: Sequence[str]) -> str | None:
-    """An FTS5 MATCH expression OR-ing ``words`` (each quoted: no operator injection)."""
-    if not words:
-        return None
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-
-
 class Journal:
     """One SQLite database file. Thread-safe: a lock serialises use of the connection."""
 
@@ -108,7 +67,7 @@ class Journal:
         self.read_only = read_only
         self.lock = threading.RLock()
         # word -> (document frequency, max item id then, the cap it was counted to: exact if below)
-        self._df: dict[str, tuple[int, int, float]] = {}
+        self.text = FullTextIndex(self)  # BM25 reads of the full-text tables
         self._width: int | None = None  # context window width (meta 'context_window'), read once
         self._fts_writes = 0  # full-text rows written by this connection since its last optimize
         self._checkpointer: _Checkpointer | None = None
@@ -214,8 +173,10 @@ class Journal:
         except OSError:
             return
         if size >= WAL_FORCE_FACTOR * WAL_CHECKPOINT_BYTES:
-            # busy: the thread's checkpoint is running, and the log restarts after it
-            with contextlib.suppress(sqlite3.OperationalError):
+            # after the thread's checkpoint, if one is running: SQLite would answer busy at once, and
+            # under CPU contention the thread's checkpoints (never complete while we write) kept the
+            # writer's off for dozens of commits (a 1 MB limit let the log reach 19.6 MB)
+            with self._checkpointer.running, contextlib.suppress(sqlite3.OperationalError):
                 self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         elif size >= WAL_CHECKPOINT_BYTES:
             self._checkpointer.poke()
@@ -379,7 +340,7 @@ class Journal:
         """The name of the index on metadata value ``key`` (``json_extract(metadata, '$.key')``),
         created by a writer the first time a filter names the key (one pass over the items, once);
         None for a reader of a journal that has none. Without it a filter read every item of the scope."""
-        if not _FILTER_KEY.match(key):
+        if not FILTER_KEY.match(key):
             raise InvalidInputError(f"filter key {key!r} must be letters, digits or '_' (at most 64)")
         name = f"items_meta_{key}"
         if name in self._indexes:
@@ -403,52 +364,15 @@ class Journal:
         out: set[int] = set()
         with self.lock:
             for chunk in _chunks(list(ids), 500):
-                sql, params = _passing_sql(chunk, filters)
+                sql, params = passing_sql(chunk, filters)
                 out.update(r[0] for r in self.conn.execute(sql, params))
         return out
 
     def passing_plan(self, filters: dict[str, Any], n_ids: int = 500) -> list[str]:
         """SQLite's plan for a :meth:`passing` query of ``n_ids`` ids (EXPLAIN QUERY PLAN details)."""
-        sql, params = _passing_sql(list(range(1, n_ids + 1)), filters)
+        sql, params = passing_sql(list(range(1, n_ids + 1)), filters)
         with self.lock:
             return [r[-1] for r in self.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
-
-    def doc_freq(self, word: str, n: int | None = None, table: str = "items_fts", cap: int | None = None) -> int:
-        """How many long-term items (``table="windows_fts"``: windows) contain ``word`` (as the
-        full-text tokenizer sees it), or ``cap`` if that many or more: counting reads the word's
-        postings, so a common word's exact count is costly (at 1M items, counting the words of 200
-        queries took ~0.75 ms per recall) while a budget only needs to know it is over. Cached,
-        refreshed when the memory has grown by a tenth since (``n``: the current highest item id, if
-        known)."""
-        if table == "grams_fts" and not self.has_grams:
-            return 0
-        n = self.max_item_id() if n is None else n
-        key = word if table == "items_fts" else f"{table}\0{word}"
-        limit = math.inf if cap is None else cap
-        cached = self._df.get(key)
-        if cached is not None and n <= cached[1] * 1.1 + 10 and (cached[0] < cached[2] or limit <= cached[2]):
-            return int(min(cached[0], limit))
-        match = fts_query([word])
-        with self.lock:
-            df = int(self.conn.execute(
-                f"SELECT count(*) FROM (SELECT rowid FROM {_fts_table(table)} WHERE {table} MATCH ? LIMIT ?)",
-                (match, -1 if cap is None else cap)).fetchone()[0])
-        if len(self._df) > 100_000:
-            self._df.clear()
-        self._df[key] = (df, n, limit)
-        return df
-
-    def fts_stats(self, table: str = "items_fts") -> tuple[int, int]:
-        """(rows, tokens) indexed in a full-text table: the corpus statistics its bm25() uses."""
-        if table == "grams_fts" and not self.has_grams:
-            return 0, 0
-        with self.lock:
-            row = self.conn.execute(f"SELECT block FROM {_fts_table(table)}_data WHERE id = 1").fetchone()
-        if not row or not row[0]:
-            return 0, 0
-        rows, at = _varint(row[0], 0)
-        tokens, _ = _varint(row[0], at)
-        return rows, tokens
 
     def ltm_tail(self, scope_key: Sequence[str | None], n: int) -> list[str]:
         """Texts of the last ``n`` long-term items of one exact scope (user, agent, session), oldest first."""
@@ -461,67 +385,6 @@ class Journal:
     def max_item_id(self) -> int:
         with self.lock:
             return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
-
-    def budget_words(self, words: Sequence[str], budget: int | None, n: int | None = None) -> list[str]:
-        """The query words a lexical search with ``budget`` uses (see :meth:`lexical`; ``n``: the
-        highest item id, if known)."""
-        if budget is None or not words:
-            return list(words)
-        n = self.max_item_id() if n is None else n
-        # a word with budget + 1 or more postings is never taken: its count need go no further
-        dfs = sorted((self.doc_freq(w, n, cap=budget + 1), w) for w in words)
-        chosen, total = [], 0
-        for df, w in dfs:  # a word no long-term item has costs nothing, and may match a short-term one
-            if total + df > budget:
-                break
-            chosen.append(w)
-            total += df
-        return chosen
-
-    def lexical(self, query: str | Sequence[str], k: int, scope: dict[str, str], filters: dict[str, Any] | None = None,
-                since: float | None = None, until: float | None = None,
-                budget: int | None = None, windows: bool = False, table: str | None = None
-                ) -> list[tuple[int, float]]:
-        """BM25 search over the text of long-term items: [(id, score)] best first (score = -bm25,
-        higher is better). ``query``: a text, or its words. ``windows=True`` searches the items'
-        context windows instead (see agentmem.ltm.windows). Items still in STM are not indexed yet:
-        :mod:`agentmem.lexicon` scores them.
-
-        BM25 scores every posting of every query word, so cost grows with word frequency. With a
-        ``budget``, words are taken rarest first while their postings add up to at most ``budget``;
-        the words left out are the most common, whose weight in BM25 (IDF) is the smallest.
-        ``table="grams_fts"`` searches the gram terms (:func:`agentmem.grams.grams`) instead."""
-        words = self.budget_words(query_words(query) if isinstance(query, str) else query, budget)
-        match = fts_query(words)
-        if match is None:
-            return []
-        s_sql, s_params = scopes.clause(scope, "i.")
-        f_sql, f_params = filter_clause(filters, since, until, "i.")
-        fts = _fts_table(table) if table else "windows_fts" if windows else "items_fts"
-        if fts == "grams_fts" and not self.has_grams:
-            return []
-        sql = _lexical_sql(fts, s_sql + f_sql)
-        params = [match, *s_params, *f_params]
-        with self.lock:
-            # Matches are read unsorted and sorted here when there are few (a budget keeps them few):
-            # SQLite's sorter cost more than the sort (10k items, one query: 0.35 -> 0.31 ms, windows
-            # 0.25 -> 0.22). Many matches are left to SQLite, which keeps only the best k.
-            cap = max(4 * k, SORT_HERE)
-            rows = self.conn.execute(f"{sql} LIMIT ?", [*params, cap + 1]).fetchall()
-            if len(rows) > cap:
-                return self.conn.execute(f"{sql} ORDER BY r DESC, 1 LIMIT ?", [*params, k]).fetchall()
-        rows.sort(key=_score, reverse=True)  # stable: equal scores stay in id order
-        return rows[:k]
-
-    def lexical_plan(self, scope: dict[str, str], filters: dict[str, Any] | None = None,
-                     since: float | None = None, until: float | None = None, table: str = "items_fts") -> list[str]:
-        """SQLite's plan for a :meth:`lexical` query (EXPLAIN QUERY PLAN details, outer loop first)."""
-        s_sql, s_params = scopes.clause(scope, "i.")
-        f_sql, f_params = filter_clause(filters, since, until, "i.")
-        with self.lock:
-            rows = self.conn.execute(f"EXPLAIN QUERY PLAN {_lexical_sql(_fts_table(table), s_sql + f_sql)}",
-                                     ['"x"', *s_params, *f_params]).fetchall()
-        return [r[-1] for r in rows]
 
     def same_text_in_ltm(self, items: Sequence[Item]) -> dict[int, int]:
         """For items whose statement (:func:`content_hash`) already exists in LTM in the same scope:
@@ -743,7 +606,7 @@ class Journal:
             if self.has_grams:
                 c.execute("INSERT INTO grams_fts (grams_fts) VALUES ('delete-all')")
                 migrations.index_grams(c)
-        self._df.clear()
+        self.text.clear_cache()
 
 
 class _ClosedConnection:
@@ -791,6 +654,7 @@ class _Checkpointer:
         self._wake = threading.Event()
         self._stop = False
         self.runs = 0
+        self.running = threading.Lock()  # held while this thread checkpoints
         self._thread = threading.Thread(target=self._run, name="agentmem-checkpoint", daemon=True)
         self._thread.start()
         _CHECKPOINTERS.add(self)
@@ -810,7 +674,8 @@ class _Checkpointer:
                     continue  # emptied since the poke (Journal.checkpoint): a checkpoint now would
                     # only make the next write restart the log, and sync its header
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with self.running:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.runs += 1
                 except sqlite3.Error:
                     pass  # busy or damaged: the next poke tries again, and the writer's close checkpoints
@@ -821,44 +686,6 @@ class _Checkpointer:
         self._stop = True
         self._wake.set()
         self._thread.join()
-
-
-def _lexical_sql(fts: str, where: str) -> str:
-    """The BM25 query over full-text table ``fts``, with ``where`` (scope, filter and time terms on
-    ``items i``) if any. With terms, the full-text match must be the outer loop (CROSS JOIN fixes
-    SQLite's join order): SQLite's planner otherwise starts from the items_scope index and runs the
-    whole MATCH again for every item of the scope, O(scope x matches), 299 ms per recall at 10k
-    items in one scope. Outer, the match runs once and each of its rows costs one primary-key lookup."""
-    if not where:  # the whole memory: no join, no row lookup per match
-        return f"SELECT rowid, -bm25({fts}) AS r FROM {fts} WHERE {fts} MATCH ?"
-    return (f"SELECT i.id, -bm25({fts}) AS r FROM {fts} CROSS JOIN items i ON i.id = {fts}.rowid "
-            f"WHERE {fts} MATCH ? {where}")
-
-
-def _passing_sql(ids: Sequence[int], filters: dict[str, Any]) -> tuple[str, list[Any]]:
-    """The query of :meth:`Journal.passing`. NOT INDEXED keeps SQLite on the primary key: once the
-    filter's value index exists it read that index instead, every row of a 99% filter's value (16 ms
-    per recall at 100k items in one scope, against 0.5 ms by primary key)."""
-    f_sql, f_params = filter_clause(filters, None, None)
-    return (f"SELECT id FROM items NOT INDEXED WHERE id IN ({','.join('?' * len(ids))}){f_sql}",
-            [*ids, *f_params])
-
-
-def _fts_table(name: str) -> str:
-    if name not in ("items_fts", "windows_fts", "grams_fts"):
-        raise ValueError(f"no full-text table {name!r}")
-    return name
-
-
-def _varint(buf: bytes, at: int) -> tuple[int, int]:
-    """SQLite's variable-length integer at ``buf[at:]`` (FTS5 records use it): (value, next offset)."""
-    value = 0
-    for j in range(8):
-        byte = buf[at + j]
-        value = (value << 7) | (byte & 0x7F)
-        if byte < 0x80:
-            return value, at + j + 1
-    return (value << 8) | buf[at + 8], at + 9
 
 
 def _item(row: tuple[Any, ...]) -> Item:
@@ -874,8 +701,6 @@ def _item(row: tuple[Any, ...]) -> Item:
                 row[10])
 
 
-_score = operator.itemgetter(1)
-SORT_HERE = 4096  # full-text matches up to which lexical() sorts them itself (see there)
 
 
 def _chunks(seq: list[Any], n: int) -> Iterator[list[Any]]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from agentmem import scope as scopes
 from agentmem.lexicon import Stats
-from agentmem.ltm.journal import query_words
+from agentmem.ltm.fulltext import query_words
 from agentmem.recall.fusion import Evidence
 from agentmem.recall.query import LEXICAL_DEPTH, Query
 
@@ -28,9 +28,9 @@ def lexical_list(q: Query, name: str, weight: float, words: str, in_windows: boo
     since = q.since if since is None else since
     until = q.until if until is None else until
     table = "grams_fts" if name == "grams" else "windows_fts" if in_windows else "items_fts"
-    chosen = mem.journal.budget_words(query_words(words), budget, q.top_id) if table != "grams_fts" else \
+    chosen = mem.journal.text.budget_words(query_words(words), budget, q.top_id) if table != "grams_fts" else \
         query_words(words)  # character pairs are rare: no budget
-    rows = mem.journal.lexical(chosen, LEXICAL_DEPTH, q.scope, q.filters, since, until, table=table)
+    rows = mem.journal.text.lexical(chosen, LEXICAL_DEPTH, q.scope, q.filters, since, until, table=table)
     rows = with_stm(q, rows, chosen, table, since, until)
     scores = dict(rows) if q.allowed is None else {i: s for i, s in rows if i in q.allowed_set}
     total = scope_size(q)
@@ -53,8 +53,8 @@ def with_stm(q: Query, rows: list[tuple[int, float]], words: list[str], table: s
     if lexicon is None or not len(lexicon) or not words or (in_windows and q.width <= 0):
         return rows
     journal = mem.journal
-    n_rows, tokens = journal.fts_stats(table)
-    stats = Stats(n_rows, tokens, lambda w: journal.doc_freq(w, q.top_id, table))
+    n_rows, tokens = journal.text.fts_stats(table)
+    stats = Stats(n_rows, tokens, lambda w: journal.text.doc_freq(w, q.top_id, table))
 
     def keep(item_id: int) -> bool:
         entry = mem.stm.get(item_id)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentmem import scope as scopes
-from agentmem.ltm.journal import query_words
+from agentmem.ltm.fulltext import query_words
 from agentmem.types import Item
 
 if TYPE_CHECKING:
