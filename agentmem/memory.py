@@ -26,12 +26,13 @@ from agentmem.errors import (
     ReadOnlyError,
 )
 from agentmem.ltm.graph import KnowledgeGraph
-from agentmem.ltm.journal import Journal, content_hash
+from agentmem.ltm.journal import Journal
 from agentmem.ltm.lock import WriterLock
 from agentmem.ltm.passages import PassageIndex, split
 from agentmem.ltm.vector import VectorIndex
 from agentmem.ltm.weights import WeightStore
 from agentmem.plugins import get, get_embedder, registry
+from agentmem.statement import content_hash
 from agentmem.stm import ShortTermMemory
 from agentmem.threads import single_blas_thread, single_faiss_thread
 from agentmem.types import Fact, Hit, Item, Source

@@ -11,6 +11,7 @@ unknown token (cosine 1.0 between any two).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
@@ -46,3 +47,10 @@ def normal_form(text: str) -> str:
 def same_statement(a: str, b: str) -> bool:
     """Whether ``a`` and ``b`` say the same thing in the sense of :func:`normal_form`."""
     return a == b or normal_form(a) == normal_form(b)
+
+
+def content_hash(text: str) -> bytes:
+    """Identity of a statement for duplicate lookup: the first 8 bytes of the SHA-256 of its
+    :func:`normal_form` (stored and indexed per item, so kept short; a collision
+    costs nothing, since merging compares the texts)."""
+    return hashlib.sha256(normal_form(text).encode("utf-8", "surrogatepass")).digest()[:8]

@@ -6,7 +6,6 @@ WORKDIR holds texts.json, vecs.npy, qidx.npy, qvecs.npy and truth.npy (see throu
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import resource
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from agentmem.bench.corpus import recall_at
+from agentmem.bench.timing import ms, settle, timed
 
 K = 10
 
@@ -29,28 +29,6 @@ def _load(d: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.nd
     texts = json.loads((d / "texts.json").read_text())
     return (texts, np.load(d / "vecs.npy", mmap_mode="r"), np.load(d / "qidx.npy"), np.load(d / "qvecs.npy"),
             np.load(d / "truth.npy"))
-
-
-def _settle() -> None:
-    """Collect garbage before a timed loop, as timeit does: a full collection after a 10k-item ingest
-    took ~80 ms and landed in whichever loop came next."""
-    gc.collect()
-
-
-def timed(fn: Callable[[int], Any], n: int) -> tuple[list[float], list[Any]]:
-    """(seconds of each call, results) of ``fn(0) .. fn(n - 1)``, after a garbage collection."""
-    _settle()
-    times, out = [], []
-    for j in range(n):
-        t = time.perf_counter()
-        out.append(fn(j))
-        times.append(time.perf_counter() - t)
-    return times, out
-
-
-def ms(times: list[float], q: float) -> float:
-    """Percentile ``q`` of ``times`` (seconds), in milliseconds."""
-    return float(np.percentile(times, q) * 1000)
 
 
 def _rss_mb() -> float:
@@ -140,7 +118,7 @@ def run_agentmem(d: Path) -> dict[str, Any]:
     # alone and then remembered, text after text, so that the machine's drift (the embedder's rate
     # alone moved between 470 and 580/s from run to run) hits both figures alike.
     own_b1, one = [], []
-    _settle()
+    settle()
     for text in extra:
         t = time.perf_counter()
         mem.embedder.embed_batch([text])

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from agentmem.bench.systems import ms, timed
+from agentmem.bench.timing import ms, timed
 
 K = 10
 T0 = 1_700_000_000.0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import hashlib
 import json
 import re
 import sqlite3
@@ -33,7 +32,7 @@ from agentmem.ltm import migrations, windows
 from agentmem.ltm.filters import FILTER_KEY, filter_clause, passing_sql
 from agentmem.ltm.fulltext import FullTextIndex, fts_query, query_words  # noqa: F401  (re-exported)
 from agentmem.ltm.migrations import MIGRATIONS, POST_STEPS
-from agentmem.statement import normal_form
+from agentmem.statement import content_hash
 from agentmem.types import Fact, Item
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -50,13 +49,6 @@ UNSCORED = 1e-12
 GRAMS_SCHEMA = 6  # the schema version that added grams_fts and passages (a reader of an older file does without)
 WAL_CHECKPOINT_BYTES = 40 << 20  # write-ahead log size that triggers a (background) checkpoint
 WAL_FORCE_FACTOR = 4  # a log this many times larger is checkpointed by the writer itself
-
-
-def content_hash(text: str) -> bytes:
-    """Identity of a statement for duplicate lookup: the first 8 bytes of the SHA-256 of its
-    :func:`agentmem.statement.normal_form` (stored and indexed per item, so kept short; a collision
-    costs nothing, since merging compares the texts)."""
-    return hashlib.sha256(normal_form(text).encode("utf-8", "surrogatepass")).digest()[:8]
 
 
 class Journal:

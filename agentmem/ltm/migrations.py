@@ -104,7 +104,7 @@ def _rehash(c: sqlite3.Connection) -> None:
 
 
 def _rehash_rows(c: sqlite3.Connection) -> None:
-    from agentmem.ltm.journal import content_hash  # the journal imports this module
+    from agentmem.statement import content_hash
 
     last = 0
     while True:
