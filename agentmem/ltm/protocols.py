@@ -5,7 +5,7 @@ A plugin registers a store in its ``register_stores`` hook: ``register(name, fac
 :class:`agentmem.Config`) choose it. The built-ins are ``"faiss"`` (:class:`agentmem.ltm.vector.VectorIndex`)
 and ``"networkx"`` (:class:`agentmem.ltm.graph.KnowledgeGraph`). ``tests/test_store_contract.py`` runs
 the same behaviour tests against every registered vector store; ``tests/numpy_store.py`` is a complete
-outside store in 150 lines. The journal is the source of truth: a vector store is a cache the memory
+outside store in 170 lines. The journal is the source of truth: a vector store is a cache the memory
 rebuilds from it whenever the store's files are missing, unreadable or behind (so a store may keep
 no files at all).
 
