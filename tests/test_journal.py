@@ -9,8 +9,10 @@ import pytest
 
 import agentmem
 from agentmem import errors
-from agentmem.ltm.journal import Journal, fts_query, query_words
+from agentmem.ltm.fulltext import fts_query, query_words
+from agentmem.ltm.journal import Journal
 from agentmem.ltm.migrations import MIGRATIONS
+from agentmem.statement import content_hash
 
 
 def test_migrations_and_newer_schema(tmp_path: Path) -> None:
@@ -121,7 +123,7 @@ def test_the_log_is_checkpointed_in_the_background_and_bounded(tmp_path: Path, m
     j = Journal(path)
     assert j.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # the thread does it
     rows = [{"text": f"note number {i} about the garden", "metadata": "{}", "scope": {"user": "u"},
-             "created_at": 1.0, "event_time": None, "content_hash": jmod.content_hash(f"n{i}"),
+             "created_at": 1.0, "event_time": None, "content_hash": content_hash(f"n{i}"),
              "embedding": np.full(384, i, dtype=np.float32)} for i in range(800)]
     for row in rows:
         j.insert_items([row])

@@ -55,7 +55,7 @@ def test_no_import_cycle_between_agentmem_modules() -> None:
         state[m] = 1
         path.append(m)
         for n in sorted(graph[m]):
-            assert state.get(n) != 1, "import cycle: " + " -> ".join(path[path.index(n):] + [n])
+            assert state.get(n) != 1, "import cycle: " + " -> ".join([*path[path.index(n):], n])
             if n not in state:
                 visit(n)
         path.pop()

@@ -30,7 +30,7 @@ from agentmem.errors import CorruptionError, InvalidInputError, MemoryClosedErro
 from agentmem.grams import gram_text
 from agentmem.ltm import migrations, windows
 from agentmem.ltm.filters import FILTER_KEY, filter_clause, passing_sql
-from agentmem.ltm.fulltext import FullTextIndex, fts_query, query_words  # noqa: F401  (re-exported)
+from agentmem.ltm.fulltext import FullTextIndex
 from agentmem.ltm.migrations import MIGRATIONS, POST_STEPS
 from agentmem.statement import content_hash
 from agentmem.types import Fact, Item

@@ -564,11 +564,12 @@ class VectorIndex:
         if key is not None and mask is not None:
             with self._samples_lock:
                 hit = self._scope_samples.get(key)
-                fresh = hit is not None and hit[:2] == (self.dead, self._generation) and \
-                    hit[2] <= self.n <= 1.01 * hit[2] + 16
-                if hit is not None and fresh:
+                if hit is not None and hit[:2] == (self.dead, self._generation) and \
+                        hit[2] <= self.n <= 1.01 * hit[2] + 16:
                     self._scope_samples.move_to_end(key)
-            if hit is not None and fresh:
+                else:
+                    hit = None
+            if hit is not None:
                 return hit[3] @ q
         rows = np.flatnonzero(self._alive[: self.n] if mask is None else mask)
         if len(rows) > n:

@@ -26,7 +26,7 @@ def probe_filter(q: Query, n: int) -> list[tuple[int, float]] | None:
     few dozen rows costs less than the lexical lists do; listing the ids a 99% filter allows read
     every row of the scope (133 ms per recall at 100k items in one scope)."""
     mem = q.memory
-    mask = mem.vector.mask(q.scope, None, q.since, q.until)
+    mask = q.mask  # the scope and time bounds, no id list yet
     in_scope = len(mem.vector) if mask is None else int(np.count_nonzero(mask))
     for factor in PROBE:
         wanted = int(factor * n)

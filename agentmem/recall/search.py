@@ -20,15 +20,16 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
     # every row of the scope. A metadata filter first checks the scope's best vector matches
     # (probe_filter); only a filter too selective for them lists the ids it allows, through its value index.
     q.allowed, probe = None, None
+    q.mask = mem.vector.mask(q.scope, None, q.since, q.until)
     if q.filters:
         probe = probe_filter(q, n)
         if probe is None:
             q.allowed = mem.journal.filter_ids(q.scope, q.filters, q.since, q.until)
+            q.mask = mem.vector.mask(q.scope, q.allowed, q.since, q.until)
     q.allowed_set = set() if q.allowed is None else set(q.allowed.tolist())
     q.width = mem.journal.window_width()
     q.top_id = mem.journal.max_item_id()
     q.keep = item_matcher(q.scope, q.filters, q.since, q.until)
-    q.mask = mem.vector.mask(q.scope, q.allowed, q.since, q.until)
     q.stm_scores = dict(mem.stm.search(q.vec, len(mem.stm), q.keep))
     lists = [dense_list(q, n, probe)]
     words = lexical_text(q.text)
