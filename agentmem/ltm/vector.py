@@ -52,6 +52,9 @@ ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an 
 RESCORE = 40
 SCOPE_SAMPLES = 8  # large scopes whose sample spread is kept (3 MB each at 2,048 rows of 384 floats)
 SCOPE_ROWS_MIN = 50_000  # from this many rows, a small scope's mask is built from its rows (see mask)
+# A mask selecting under 1/16 of the rows is searched exactly up to this many rows: HNSW with so
+# selective a filter lost recall (see _uses_ann)
+SELECTIVE_EXACT = 32_768
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 ANN_CHUNK = 128  # rows inserted per lock hold on the background thread (a search waits at most that)
 MAX_BACKLOG = 2 * ANN_BATCH  # an add waits while more rows than this await the worker (they are searched
@@ -514,8 +517,13 @@ class VectorIndex:
         return self._top(rows, scores, k), scores[::step][:n]
 
     def _uses_ann(self, rows: np.ndarray | None) -> bool:
-        """Whether a search over ``rows`` (None: all) goes to the HNSW index rather than exact."""
-        return self._ann is not None and (rows is None or len(rows) > self.exact_subset_limit)
+        """Whether a search over ``rows`` (None: all) goes to the HNSW index rather than exact. A
+        selective mask (under 1/16 of the rows) is searched exactly up to ``SELECTIVE_EXACT`` rows: HNSW
+        walks a graph of mostly excluded rows there, and a 1% scope of 1M rows reached recall@10 0.84."""
+        if self._ann is None or rows is None:
+            return self._ann is not None
+        size = len(rows)
+        return size > self.exact_subset_limit and not (size <= SELECTIVE_EXACT and 16 * size < self.n)
 
     def _exact(self, q: np.ndarray, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cosines of ``q`` with them): a subset's own product when small, else all rows'."""
@@ -537,7 +545,7 @@ class VectorIndex:
         rows = np.arange(self.n) if mask is None else np.flatnonzero(mask)
         if len(rows) == 0:
             return [[] for _ in range(len(queries))]
-        if self._ann is not None and len(rows) > self.exact_subset_limit:
+        if self._uses_ann(None if mask is None else rows):
             return self._search_ann_batch(queries, k, mask, None if mask is None else rows, ef_search)
         sub = self._vecs[rows] if len(rows) < self.n else self._vecs[: self.n]
         scores = queries @ sub.T  # (n_queries, len(rows))
