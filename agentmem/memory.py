@@ -378,7 +378,7 @@ class Memory:
     def _consolidate(self) -> ConsolidationReport:
         self._flush_uses()
         if self.vector.has_ann:
-            # HNSW insertion runs on a worker thread meanwhile (on one core, see VectorIndex._catch_up);
+            # HNSW insertion runs on a worker thread meanwhile (on one core, see HnswIndex._catch_up);
             # second BLAS and FAISS threads here would spin-wait against it (with every library on one
             # thread, 100k given vectors went from 4,424 to 5,001 items/s, process CPU 38.7 -> 29.1 s).
             # Below the HNSW size there is no worker, and two BLAS threads are faster (10k: 11,751 vs
@@ -496,6 +496,7 @@ class Memory:
         query = validate.text(query)
         k = validate.k(k)
         scope_ = validate.scope(scope)
+        filters = validate.filters(filters)
         t0, t1 = validate.when(since, "since"), validate.when(until, "until", upper=True)
         qvec = (validate.vectors(embedding, 1, self.dim) if embedding is not None else self._embed([query]))[0]
         with self._lock:
@@ -533,6 +534,7 @@ class Memory:
         self._check_open()
         k = validate.k(k)
         scope_ = validate.scope(scope)
+        filters = validate.filters(filters)
         t0, t1 = validate.when(since, "since"), validate.when(until, "until", upper=True)
         arr = np.asarray(vectors, dtype=np.float32)
         queries = validate.vectors(arr, 1 if arr.ndim == 1 else len(arr), self.dim)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from agentmem.errors import DimensionError, InvalidInputError, ScopeError
+from agentmem.ltm.filters import filter_clause
 from agentmem.scope import KEYS as SCOPE_KEYS
 
 MAX_TEXT = 1_000_000  # characters
@@ -50,6 +51,17 @@ def metadata(value: object) -> tuple[dict[str, Any], str]:
         raise InvalidInputError(
             f"metadata must be JSON-serialisable (str, number, bool, None, list, dict; no NaN): {exc}") from exc
     return json.loads(encoded), encoded
+
+
+def filters(value: object) -> dict[str, Any] | None:
+    """Metadata equality filters: a dict of key (letters, digits, '_') -> string, number, bool or None.
+    Checked before a query runs, so that no path (the STM scan included) sees a malformed filter."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"filters must be a dict of metadata key -> value, got {type(value).__name__}")
+    filter_clause(dict(value), None, None)  # raises on a bad key or value: one definition of both
+    return dict(value) or None
 
 
 def _encodable(value: str) -> bool:

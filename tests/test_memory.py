@@ -163,6 +163,12 @@ def test_bad_metadata_scope_k(hmem: agentmem.Memory) -> None:
     with pytest.raises(errors.InvalidInputError):
         hmem.remember_many(["a", ""])  # validated before anything is stored
     assert len(hmem) == 0
+    hmem.remember("an item in short-term memory", metadata={"n": 1})
+    for bad in ([1], "n", {"n": [1]}, {"bad key": 1}):  # rejected before the STM scan reads them
+        with pytest.raises(errors.InvalidInputError, match="filter"):
+            hmem.recall("item", filters=bad)  # type: ignore[arg-type]
+        with pytest.raises(errors.InvalidInputError, match="filter"):
+            hmem.search_vectors(np.ones(hmem.dim), filters=bad)  # type: ignore[arg-type]
 
 
 def test_path_that_is_a_file(tmp_path: Path) -> None:
@@ -262,7 +268,7 @@ def test_flush_waits_for_the_background_index_and_vectors_are_found_before(tmp_p
         # searchable at once (rows HNSW lacks are searched exactly), whatever the worker has reached
         assert mem.recall("row 5999", k=1, embedding=vecs[5999])[0].id == ids[5999]
         mem.flush()
-        assert mem.vector._ann is not None and mem.vector._ann.ntotal == 6000
+        assert mem.vector.ann_rows == 6000
         assert mem.recall("row 17", k=1, embedding=vecs[17])[0].id == ids[17]
 
 
