@@ -401,9 +401,9 @@ def test_catch_up_after_a_crash_is_searched_exactly_then_indexed_on_close(tmp_pa
         (path / name).write_bytes(data)
     with reopen(path, **opts) as mem:
         assert any("added 40" in n for n in mem.notices)
-        assert mem.vector._ann is not None and mem.vector._ann.ntotal == 60  # nothing inserted at open
+        assert mem.vector.ann_rows == 60  # nothing inserted at open
         for i in (late[0], late[-1], first[3]):
             text = mem.get(i).text
             assert mem.recall(text, k=1, embedding=mem.journal.vectors([i])[1][0])[0].id == i
     with reopen(path, **opts) as mem:
-        assert mem.notices == [] and mem.vector._ann.ntotal == 100
+        assert mem.notices == [] and mem.vector.ann_rows == 100

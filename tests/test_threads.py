@@ -37,7 +37,7 @@ def test_the_insertion_worker_leaves_the_callers_faiss_threads_alone() -> None:
     for start in range(0, 3000, 500):
         index.add(np.arange(start, start + 500), vecs[start:start + 500], [{}] * 500)
     index.wait()
-    assert index.has_ann and index._ann.ntotal == 3000
+    assert index.has_ann and index.ann_rows == 3000
     assert faiss.omp_get_max_threads() == 2  # the worker set its own thread's count only
     assert index.search(vecs[7], 1)[0][0] == 7
     index.close()

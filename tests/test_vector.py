@@ -28,13 +28,13 @@ def test_rows_are_found_while_the_worker_is_still_inserting_them(tmp_path: Path)
         probe = np.arange(start, start + 2000, 97)
         assert [h[0][0] for h in index.search_batch(vecs[probe], 1)] == (probe + 1).tolist()
     index.wait()  # counted as blocked on the worker while it waits (the worker then uses every core)
-    assert index._waiters == 0  # and no longer after: a leaked count would keep it on every core
+    assert index.hnsw.waiters == 0  # and no longer after: a leaked count would keep it on every core
     index.save(tmp_path / "v.npz")  # finishes the insertions first
-    assert index._ann.ntotal == 12_000
+    assert index.ann_rows == 12_000
     index.close()
-    assert index._worker is None
+    assert not index.hnsw.working
     loaded = VectorIndex.load(tmp_path / "v.npz", 32, ann_threshold=1000)
-    assert loaded._ann.ntotal == 12_000 and loaded.search(vecs[11_999], 1)[0][0] == 12_000
+    assert loaded.ann_rows == 12_000 and loaded.search(vecs[11_999], 1)[0][0] == 12_000
 
 
 @pytest.mark.parametrize("threshold", [10**9, 500])  # exact only, then HNSW past 500 rows
@@ -47,7 +47,7 @@ def test_search_masks_and_persistence(tmp_path: Path, threshold: int) -> None:
     index.add(ids[:1500], vecs[:1500], scopes[:1500])
     index.add(ids[1500:], vecs[1500:], scopes[1500:])
     index.wait()  # HNSW insertion runs on a worker thread
-    assert (index._ann is not None) == (threshold == 500)
+    assert index.has_ann == (threshold == 500)
     top = index.search(vecs[7], 5)
     assert top[0][0] == 17 and top[0][1] == pytest.approx(1.0, abs=1e-5)
     assert all(a[1] >= b[1] for a, b in itertools.pairwise(top))
@@ -97,7 +97,7 @@ def test_time_bounds_mask_rows_and_survive_save_and_compaction(tmp_path: Path) -
     index.add(np.arange(1, 41), vecs, [{}] * 40, times=np.arange(40, dtype=np.float64) * 10)
     index.add(np.array([41]), vecs[:1], [{}])  # time unknown: outside any bound
     m = index.mask({}, None, 100.0, 200.0)
-    assert m is not None and sorted(index._ids[: index.n][m].tolist()) == list(range(11, 22))
+    assert m is not None and sorted(index.row_ids[: index.n][m].tolist()) == list(range(11, 22))
     assert {i for i, _ in index.search(vecs[0], 40, m)} == set(range(11, 22))
     assert index.unknown_times().tolist() == [41]
     index.set_times(np.array([41, 999]), np.array([150.0, 1.0]))  # an id not cached is ignored
@@ -108,7 +108,7 @@ def test_time_bounds_mask_rows_and_survive_save_and_compaction(tmp_path: Path) -
     loaded.remove([12])
     loaded.compact()
     m = loaded.mask({}, None, 100.0, 200.0)
-    assert m is not None and sorted(loaded._ids[: loaded.n][m].tolist()) == [11, *range(13, 22), 41]
+    assert m is not None and sorted(loaded.row_ids[: loaded.n][m].tolist()) == [11, *range(13, 22), 41]
 
 
 def test_hnsw_goes_to_its_own_file_and_old_archives_still_load(tmp_path: Path) -> None:
@@ -132,7 +132,7 @@ def test_hnsw_goes_to_its_own_file_and_old_archives_still_load(tmp_path: Path) -
     assert new_graph != graph_file
     files = [new_graph.name]
     loaded = VectorIndex.load(path, 16, ann_threshold=100)
-    assert loaded._ann.ntotal == 301 and np.allclose(loaded.vectors_of([5]), vecs[4:5])
+    assert loaded.ann_rows == 301 and np.allclose(loaded.vectors_of([5]), vecs[4:5])
     # an archive written before the separate file (the index serialised inside) still loads
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
@@ -143,7 +143,7 @@ def test_hnsw_goes_to_its_own_file_and_old_archives_still_load(tmp_path: Path) -
     np.savez(buf, **arrays)
     (tmp_path / "old.npz").write_bytes(buf.getvalue())
     old = VectorIndex.load(tmp_path / "old.npz", 16, ann_threshold=100)
-    assert old._ann.ntotal == 301 and [i for i, _ in old.search(vecs[9], 1)] == [10]
+    assert old.ann_rows == 301 and [i for i, _ in old.search(vecs[9], 1)] == [10]
     # the HNSW file gone: unreadable, so the memory rebuilds the cache from its journal
     (tmp_path / files[0]).unlink()
     with pytest.raises(ValueError, match="missing"):
@@ -173,7 +173,7 @@ def test_a_reader_racing_a_save_reads_the_archive_again(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(vector.VectorIndex, "_load", classmethod(racing_load))
     loaded = VectorIndex.load(path, 8, ann_threshold=100)
-    assert len(calls) == 2 and loaded._ann.ntotal == 150
+    assert len(calls) == 2 and loaded.ann_rows == 150
 
 
 def test_a_loaded_cache_has_room_to_grow_without_copying(tmp_path: Path) -> None:
@@ -187,9 +187,9 @@ def test_a_loaded_cache_has_room_to_grow_without_copying(tmp_path: Path) -> None
     index.save(tmp_path / "v.npz")
     index.close()
     loaded = VectorIndex.load(tmp_path / "v.npz", 8, ann_threshold=1000)
-    before = loaded._vecs
+    before = loaded.matrix
     loaded.add(np.arange(3000, 4000), vecs[:1000], [{}] * 1000)
-    assert loaded._vecs is before  # same buffer: no copy
+    assert loaded.matrix is before  # same buffer: no copy
     assert loaded.search(vecs[3], 1)[0][0] == 3 and 3000 in loaded
     loaded.close()
 
@@ -202,7 +202,7 @@ def test_hnsw_candidates_come_back_with_exact_cosines_and_its_file_holds_the_gra
     index = VectorIndex(48, ann_threshold=1000, exact_subset_limit=100)
     index.add(np.arange(3000), vecs, [{"user": "a" if i % 3 else "b"} for i in range(3000)])
     index.wait()
-    assert index._ann.ntotal == 3000
+    assert index.ann_rows == 3000
     q = unit(rng, 20, 48)
     for x in q:
         hits = index.search(x, 10)
@@ -216,7 +216,7 @@ def test_hnsw_candidates_come_back_with_exact_cosines_and_its_file_holds_the_gra
     import faiss
 
     # the whole index serialised is the graph file plus the 3000 bfloat16 vectors
-    assert len(faiss.serialize_index(index._ann)) - graph.stat().st_size >= 3000 * 48 * 2
+    assert len(faiss.serialize_index(index.hnsw.index)) - graph.stat().st_size >= 3000 * 48 * 2
     loaded = VectorIndex.load(tmp_path / "v.npz", 48, ann_threshold=1000, exact_subset_limit=100)
     assert np.array_equal(loaded.vectors_of(list(range(3000))), vecs)
     assert [loaded.search(x, 10) for x in q] == [index.search(x, 10) for x in q]
@@ -242,7 +242,7 @@ def test_format_1_archives_still_load_and_are_saved_again_in_format_2(tmp_path: 
     path = tmp_path / "vectors.npz"
     path.write_bytes(buf.getvalue())
     old = VectorIndex.load(path, 16, ann_threshold=100)
-    assert isinstance(old._ann, faiss.IndexHNSWFlat)
+    assert isinstance(old.hnsw.index, faiss.IndexHNSWFlat)
     assert np.array_equal(old.vectors_of(list(range(1, 401))), vecs)
     assert old.search(vecs[9], 1)[0][0] == 10
     old.add(np.array([401]), vecs[:1], [{}], times=np.zeros(1))
@@ -251,7 +251,7 @@ def test_format_1_archives_still_load_and_are_saved_again_in_format_2(tmp_path: 
         meta = json.loads(bytes(z["meta"]).decode())
     assert meta["format"] == 2 and (tmp_path / meta["vec_file"]).stat().st_size == 401 * 16 * 4
     again = VectorIndex.load(path, 16, ann_threshold=100)
-    assert isinstance(again._ann, faiss.IndexHNSWFlat) and again._ann.ntotal == 401
+    assert isinstance(again.hnsw.index, faiss.IndexHNSWFlat) and again.ann_rows == 401
     assert np.array_equal(again.vectors_of(list(range(1, 401))), vecs)
     assert [i for i, _ in again.search(vecs[0], 2)] in ([1, 401], [401, 1])
 
@@ -293,7 +293,7 @@ def test_the_rows_file_is_only_appended_to_and_read_up_to_the_archives_count(tmp
 
 def _hold_saver(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Hold a background save at its first sync until the returned event is set."""
-    import agentmem.ltm.vector as vector
+    import agentmem.ltm.vector_files as vector
 
     release = threading.Event()
     real_fsync = vector.os.fsync
@@ -319,13 +319,13 @@ def test_a_background_save_holds_the_rows_hnsw_had_and_loads_whole(tmp_path: Pat
     index.wait()
     release = _hold_saver(monkeypatch)
     index.save(path, background=True)  # returns at once: the saver waits at its first sync
-    assert not path.exists() and index._saver is not None and index._saver.is_alive()
+    assert not path.exists() and index.files.saving
     index.add(ids[4000:6000], vecs[4000:6000], [{"user": "u"}] * 2000)  # adds go on meanwhile
     assert index.search(vecs[5999], 1)[0][0] == 6000
     release.set()
     index.wait_saved()
     saved = VectorIndex.load(path, 16, ann_threshold=1000)
-    assert saved.n == 4000 and saved._ann.ntotal == 4000  # the rows HNSW held at the call
+    assert saved.n == 4000 and saved.ann_rows == 4000  # the rows HNSW held at the call
     assert np.array_equal(saved.vectors_of(ids[:4000].tolist()), vecs[:4000])
     index.add(ids[6000:], vecs[6000:], [{"user": "u"}] * 3000)
     index.save(path)  # a plain save: every row, the rows file appended to
@@ -339,7 +339,7 @@ def test_a_background_save_holds_the_rows_hnsw_had_and_loads_whole(tmp_path: Pat
 def test_a_failed_background_save_leaves_the_old_archive_and_is_redone(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch,
                                                                        caplog: pytest.LogCaptureFixture) -> None:
-    import agentmem.ltm.vector as vector
+    import agentmem.ltm.vector_files as vector
 
     vecs = unit(np.random.default_rng(22), 3000, 16)
     ids = np.arange(1, 3001, dtype=np.int64)
@@ -382,7 +382,7 @@ def test_a_compaction_during_a_background_save_starts_a_new_rows_file(tmp_path: 
     assert index.dead == 0 and index.n == 1000
     release.set()
     index.wait_saved()
-    assert index._vec_file is None  # the finished save was of the old numbering: not continued
+    assert index.files.rows_file is None  # the finished save was of the old numbering: not continued
     index.add(ids[3000:], vecs[3000:], [{}] * 1000)
     index.save(path)
     index.close()
@@ -408,7 +408,7 @@ def test_a_memory_saves_its_cache_in_the_background_while_ingesting(tmp_path: Pa
         ids = mem.remember_many(texts, embeddings=np.pad(vecs, ((0, 0), (0, mem.dim - 16))), batch_size=500)
         assert saves.count(True) >= 4
         mem.flush()  # the save in flight too
-        assert mem.vector._saver is None
+        assert not mem.vector.files.saving
         during = VectorIndex.load(tmp_path / "m" / memory.VECTOR_FILE, mem.dim)
         assert 0 < during.n <= len(mem.vector)
     with memory.Memory(tmp_path / "m", embedder="hash") as mem:
@@ -419,7 +419,7 @@ def test_a_memory_saves_its_cache_in_the_background_while_ingesting(tmp_path: Pa
 def test_a_small_k_search_keeps_the_best_exact_cosines_of_a_wider_candidate_set() -> None:
     """The HNSW index ranks by bfloat16 scores; a search for k < RESCORE takes RESCORE candidates and
     keeps the k with the highest exact cosines, so its answer is the head of a wider search's."""
-    from agentmem.ltm.vector import RESCORE
+    from agentmem.ltm.hnsw import RESCORE
 
     rng = np.random.default_rng(31)
     base = unit(rng, 3000, 24)
@@ -434,7 +434,7 @@ def test_a_small_k_search_keeps_the_best_exact_cosines_of_a_wider_candidate_set(
         assert small == wide[:k]
         assert [s for _, s in small] == sorted((s for _, s in small), reverse=True)
         assert np.allclose([s for _, s in small], vecs[[i - 1 for i, _ in small]] @ near, atol=1e-6)
-    batch = index._search_ann_batch(np.stack([near, vecs[7]]), 5, None, None)  # the batched HNSW path
+    batch = index.hnsw.search_batch(np.stack([near, vecs[7]]), 5, None, None)  # the batched HNSW path
     single = index.search(near, 5)
     assert [i for i, _ in batch[0]] == [i for i, _ in single] and batch[1][0][0] == 8
     assert np.allclose([s for _, s in batch[0]], [s for _, s in single], atol=1e-6)
@@ -515,13 +515,13 @@ def test_a_selective_mask_is_searched_exactly_and_a_broad_one_through_hnsw() -> 
     index.add(np.arange(n), vecs, [{"user": u} for u in users])
     assert index.has_ann
     calls: list[int] = []
-    ann_batch = index._search_ann_batch
+    ann_batch = index.hnsw.search_batch
 
     def counted(*args: object, **kwargs: object) -> list[list[tuple[int, float]]]:
         calls.append(1)
         return ann_batch(*args, **kwargs)  # type: ignore[arg-type]
 
-    index._search_ann_batch = counted  # type: ignore[method-assign]
+    index.hnsw.search_batch = counted  # type: ignore[method-assign]
     for user, through_hnsw in (("small", False), ("broad", True)):
         rows = np.array([i for i in range(n) if users[i] == user])
         calls.clear()
