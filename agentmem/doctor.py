@@ -190,7 +190,7 @@ def repair(path: str | Path, lock_timeout: float = 10.0) -> Report:
     with Memory(path, lock_timeout=lock_timeout) as mem:  # opening sweeps leftovers, catches the cache up
         notices = list(mem.notices)
         if "full-text index" in broken:
-            mem.journal.rebuild_fts()
+            mem.journal.text.rebuild()
         if "graph" in broken:
             with mem.journal.tx() as c:
                 c.execute("DELETE FROM facts WHERE item_id IS NOT NULL AND item_id NOT IN (SELECT id FROM items)")

@@ -387,7 +387,7 @@ class Memory:
                 report = consolidate(self)
         else:
             report = consolidate(self)
-        self.journal.maybe_optimize()
+        self.journal.text.maybe_optimize()
         return report
 
     def _apply_consolidation(self, promote: list[Item], vecs: np.ndarray, importance: dict[int, float],
@@ -540,7 +540,7 @@ class Memory:
         queries = validate.vectors(arr, 1 if arr.ndim == 1 else len(arr), self.dim)
         with self._lock:
             self._check_open()
-            allowed = self.journal.filter_ids(scope_, filters, t0, t1) if filters else None
+            allowed = self.journal.filters.ids(scope_, filters, t0, t1) if filters else None
             found = self.vector.search_batch(queries, k, self.vector.mask(scope_, allowed, t0, t1))
             if not len(self.stm):
                 return found

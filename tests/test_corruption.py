@@ -212,7 +212,7 @@ def test_a_damaged_fulltext_index_is_reported_and_rebuilt(tmp_path: Path) -> Non
             c.execute("INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', ?, ?)",
                       (victim, kept[victim]))
         assert any("full-text" in p for p in mem.journal.integrity())
-        mem.journal.rebuild_fts()
+        mem.journal.text.rebuild()
         assert mem.journal.integrity() == []
         assert victim in [i for i, _ in mem.journal.text.lexical(kept[victim], 5, {})]
 

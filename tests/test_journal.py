@@ -83,7 +83,6 @@ def test_an_old_journal_is_rehashed_on_upgrade(tmp_path: Path, monkeypatch: pyte
     from agentmem.ltm import migrations
 
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
-    monkeypatch.setattr("agentmem.ltm.journal.MIGRATIONS", migrations.MIGRATIONS[:2])
     monkeypatch.setattr("agentmem.memory.content_hash", lambda t: hashlib.sha256(t.encode()).hexdigest())
     with agentmem.Memory(tmp_path / "m", embedder="hash") as m:
         old = m.remember("the spare key is under the blue pot")
@@ -101,12 +100,12 @@ def test_an_old_journal_is_rehashed_on_upgrade(tmp_path: Path, monkeypatch: pyte
 
 def test_full_text_indexes_are_merged_after_enough_writes(tmp_path: Path) -> None:
     with agentmem.Memory(tmp_path / "m", embedder="hash", stm_items=50) as m:
-        m.journal._fts_writes = 0
+        m.journal.text.writes = 0
         m.remember_many([f"note {n} about the harbour" for n in range(120)], batch_size=30)
-        assert not m.journal.maybe_optimize(min_writes=1000)  # not enough yet
+        assert not m.journal.text.maybe_optimize(min_writes=1000)  # not enough yet
         segments = m.journal.conn.execute("SELECT count(*) FROM items_fts_data").fetchone()[0]
-        assert m.journal.maybe_optimize(min_writes=100)
-        assert m.journal._fts_writes == 0
+        assert m.journal.text.maybe_optimize(min_writes=100)
+        assert m.journal.text.writes == 0
         assert m.journal.conn.execute("SELECT count(*) FROM items_fts_data").fetchone()[0] < segments
         assert {i for i, _ in m.journal.text.lexical("harbour", 500, {})} == set(range(1, 121))
 
@@ -116,9 +115,9 @@ def test_the_log_is_checkpointed_in_the_background_and_bounded(tmp_path: Path, m
 
     import numpy as np
 
-    from agentmem.ltm import journal as jmod
+    from agentmem.ltm import checkpoint
 
-    monkeypatch.setattr(jmod, "WAL_CHECKPOINT_BYTES", 1 << 20)
+    monkeypatch.setattr(checkpoint, "WAL_CHECKPOINT_BYTES", 1 << 20)
     path = tmp_path / "j.sqlite3"
     j = Journal(path)
     assert j.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # the thread does it
@@ -128,13 +127,13 @@ def test_the_log_is_checkpointed_in_the_background_and_bounded(tmp_path: Path, m
     for row in rows:
         j.insert_items([row])
     deadline = time.time() + 10
-    while j._checkpointer is not None and j._checkpointer.runs == 0 and time.time() < deadline:
+    while j.checkpointer is not None and j.checkpointer.runs == 0 and time.time() < deadline:
         time.sleep(0.05)
-    assert j._checkpointer is not None and j._checkpointer.runs >= 1
+    assert j.checkpointer is not None and j.checkpointer.runs >= 1
     assert path.stat().st_size > 1 << 20  # pages reached the database file before any close
     # the log restarts after a checkpoint; one that outgrows them is checkpointed by the writer
     # (a few commits late when the thread's checkpoint holds it off): ~50 MB were written in all
-    assert (tmp_path / "j.sqlite3-wal").stat().st_size < 4 * jmod.WAL_FORCE_FACTOR << 20
+    assert (tmp_path / "j.sqlite3-wal").stat().st_size < 4 * checkpoint.WAL_FORCE_FACTOR << 20
     j.close()
     again = Journal(path, read_only=True)
     assert again.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 800

@@ -149,11 +149,9 @@ def test_items_removed_before_any_search_are_never_tokenized() -> None:
 
 def test_a_schema_3_journal_leaves_short_term_items_out_of_the_index_on_upgrade(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentmem.ltm import journal as jmod
     from agentmem.ltm import migrations, windows
 
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:3])
-    monkeypatch.setattr(jmod, "MIGRATIONS", migrations.MIGRATIONS[:3])
     mem = _mem(tmp_path, weight_vector=0.0)
     old = mem.remember_many(["the harbour ferry leaves at noon", "gulls over the harbour"], scope=U)
     mem.consolidate()

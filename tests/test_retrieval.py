@@ -209,7 +209,6 @@ def test_forgetting_removes_the_text_from_every_window(tmp_path: Path) -> None:
 
 def test_an_old_journal_gets_its_windows_on_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
-    monkeypatch.setattr("agentmem.ltm.journal.MIGRATIONS", migrations.MIGRATIONS[:1])
     m = _mem(tmp_path)
     m.remember_many(["Which city did you move to?", "Lisbon, last spring."], scope=U)
     m.consolidate()

@@ -62,7 +62,7 @@ def test_filtered_recall_returns_exactly_the_items_that_pass(tenants: agentmem.M
 
 def test_a_filter_reads_its_value_index_not_the_scope(tenants: agentmem.Memory) -> None:
     j = tenants.journal
-    ids = j.filter_ids({"user": "u2"}, {"kind": "b"}, None, None)
+    ids = j.filters.ids({"user": "u2"}, {"kind": "b"}, None, None)
     assert j.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'items_meta_kind'").fetchone()
     assert len(ids) == 10
     plan = [r[-1] for r in j.conn.execute(
@@ -75,9 +75,9 @@ def test_the_filter_probe_looks_its_ids_up_by_primary_key(tenants: agentmem.Memo
     """Once a filter's value index existed, SQLite read it (every row with the value: 16 ms per
     recall for a 99% filter at 100k) instead of looking up the few hundred probed ids."""
     j = tenants.journal
-    j.filter_ids({"user": "u2"}, {"kind": "a"}, None, None)  # creates the value index
+    j.filters.ids({"user": "u2"}, {"kind": "a"}, None, None)  # creates the value index
     for n in (3, 50, 500):  # from ~50 ids up, SQLite had preferred the value index
-        plan = j.passing_plan({"kind": "a"}, n)
+        plan = j.filters.passing_plan({"kind": "a"}, n)
         assert len(plan) == 1 and "INTEGER PRIMARY KEY" in plan[0], (n, plan)
     ids = list(range(1, 300))
-    assert j.passing(ids, {"kind": "a"}) == {i.id for i in tenants if i.id in ids and i.metadata["kind"] == "a"}
+    assert j.filters.passing(ids, {"kind": "a"}) == {i.id for i in tenants if i.id in ids and i.metadata["kind"] == "a"}

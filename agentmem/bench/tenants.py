@@ -108,7 +108,7 @@ def _agentmem_spread(texts: list[str], vecs: np.ndarray, qidx: np.ndarray, qv: n
         found, truth = [], []
         for j, user in enumerate(user_of):
             scope = {"user": f"u{user}"}
-            allowed = mem.journal.filter_ids(scope, filters, since, until) \
+            allowed = mem.journal.filters.ids(scope, filters, since, until) \
                 if filters is not None or since is not None else None
             found.append([row_of[i] for i, _ in mem.vector.search(qv[j], K, mem.vector.mask(scope, allowed))])
             truth.append(_truth(vecs, qv[j], _rows_mask(n, users, user, filters, since, until)))

@@ -1,6 +1,7 @@
 """Full-text search over the journal's FTS5 tables: BM25 queries inside a scope, document
 frequencies and the word budget that bounds a query's cost, the corpus statistics STM scoring
-shares. Writes to the tables stay in the journal's transactions; this reads them.
+shares, and their upkeep (segment merges, rebuild, integrity checks). Writes of rows to the tables
+stay in the journal's transactions, with the rows they index; this reads them and maintains them.
 
 The tables: ``items_fts`` (each long-term item's text), ``windows_fts`` (its context window, see
 :mod:`agentmem.ltm.windows`) and ``grams_fts`` (gram terms, see :mod:`agentmem.grams`).
@@ -11,10 +12,12 @@ from __future__ import annotations
 import math
 import operator
 import re
+import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentmem import scope as scopes
+from agentmem.ltm import migrations, windows
 from agentmem.ltm.filters import filter_clause
 
 if TYPE_CHECKING:
@@ -42,11 +45,60 @@ class FullTextIndex:
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
+        # word -> (document frequency, max item id then, the cap it was counted to: exact if below)
         self._df: dict[str, tuple[int, int, float]] = {}
+        self.writes = 0  # rows this connection indexed since its last merge (maybe_optimize)
+
+    def tables(self) -> tuple[str, ...]:
+        """The full-text tables of this journal (an older schema has no grams_fts)."""
+        return ("items_fts", "windows_fts", "grams_fts")[: 3 if self._journal.has_grams else 2]
 
     def clear_cache(self) -> None:
         """Forget cached document frequencies (the tables were rebuilt)."""
         self._df.clear()
+
+    def maybe_optimize(self, min_writes: int = 20_000, share: float = 0.2) -> bool:
+        """Merge each full-text index into one segment once at least ``min_writes`` rows and ``share``
+        of the memory were written since the last merge. Every commit adds a segment, and a query opens
+        all of them (see docs/benchmarks.md for what merging saves). Each merge rewrites the whole
+        index, so merges follow at least a fifth more rows (FTS5's own automerge keeps the segments
+        between them few)."""
+        j = self._journal
+        if j.read_only or self.writes < max(min_writes, share * j.max_item_id()):
+            return False
+        with j.tx() as c:
+            for table in self.tables():
+                c.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
+        self.writes = 0
+        return True
+
+    def rebuild(self) -> None:
+        """Rebuild every full-text table from the long-term items, in one transaction."""
+        with self._journal.tx() as c:
+            c.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")  # from the view items_ltm
+            windows.rebuild(c)
+            if self._journal.has_grams:
+                c.execute("INSERT INTO grams_fts (grams_fts) VALUES ('delete-all')")
+                migrations.index_grams(c)
+        self.clear_cache()
+
+    def problems(self) -> list[str]:
+        """What FTS5's checks find wrong with the tables (empty when healthy). Its full check is a
+        write, so a read-only journal checks instead that items_fts holds no row of a deleted item.
+        Caller holds the journal's lock."""
+        conn = self._journal.conn
+        try:
+            if self._journal.read_only:
+                conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.items_fts_docs "
+                             "USING fts5vocab(main, items_fts, 'instance')")
+                stale = conn.execute("SELECT COUNT(DISTINCT doc) FROM temp.items_fts_docs "
+                                     "WHERE doc NOT IN (SELECT id FROM items WHERE tier = 'ltm')").fetchone()[0]
+                return [f"full-text index: {stale} row(s) of deleted items are still indexed"] if stale else []
+            for table in self.tables():
+                conn.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('integrity-check', 1)")
+        except sqlite3.DatabaseError as exc:
+            return [f"full-text index: {exc}"]
+        return []
 
     def counted(self, word: str, table: str = "items_fts") -> int | None:
         """The cached count of ``word`` (a capped one stops at its cap), None if not counted yet."""

@@ -8,15 +8,12 @@ emoji (``grams_fts``, :mod:`agentmem.grams`) and the passages of long texts (:mo
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import json
-import re
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,29 +23,14 @@ from urllib.parse import quote
 import numpy as np
 
 from agentmem import scope as scopes
-from agentmem.errors import CorruptionError, InvalidInputError, MemoryClosedError, SchemaError
+from agentmem.errors import CorruptionError, MemoryClosedError
 from agentmem.grams import gram_text
-from agentmem.ltm import migrations, windows
-from agentmem.ltm.filters import FILTER_KEY, filter_clause, passing_sql
+from agentmem.ltm import schema, windows
+from agentmem.ltm.checkpoint import Checkpointer
+from agentmem.ltm.filters import FilterQueries, filter_clause
 from agentmem.ltm.fulltext import FullTextIndex
-from agentmem.ltm.migrations import MIGRATIONS, POST_STEPS
 from agentmem.statement import content_hash
 from agentmem.types import Fact, Item
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-ITEM_COLUMNS = "id, text, metadata, user, agent, session, created_at, event_time, tier, count, importance"
-INSERT_ITEM = ("INSERT INTO items (id, text, metadata, user, agent, session, created_at, event_time, content_hash, "
-               "embedding, importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-
-
-PAGE_SIZE = 16384  # bytes per SQLite page of a new journal
-# Importance of an item not consolidated yet. Not 0.0: SQLite stores an integral REAL in 0 bytes, so
-# the row would grow by 8 when consolidation sets the real importance, and full pages would split
-# (measured: 17% of the items table left empty at 100k items).
-UNSCORED = 1e-12
-GRAMS_SCHEMA = 6  # the schema version that added grams_fts and passages (a reader of an older file does without)
-WAL_CHECKPOINT_BYTES = 40 << 20  # write-ahead log size that triggers a (background) checkpoint
-WAL_FORCE_FACTOR = 4  # a log this many times larger is checkpointed by the writer itself
 
 
 class Journal:
@@ -58,16 +40,13 @@ class Journal:
         self.path = path
         self.read_only = read_only
         self.lock = threading.RLock()
-        # word -> (document frequency, max item id then, the cap it was counted to: exact if below)
-        self.text = FullTextIndex(self)  # BM25 reads of the full-text tables
+        self.text = FullTextIndex(self)  # BM25 over the full-text tables, and their upkeep
+        self.filters = FilterQueries(self)  # the items a metadata filter lets through
         self._width: int | None = None  # context window width (meta 'context_window'), read once
-        self._fts_writes = 0  # full-text rows written by this connection since its last optimize
-        self._checkpointer: _Checkpointer | None = None
-        self._commits = 0
+        self.checkpointer: Checkpointer | None = None  # the writer's WAL checkpoints (checkpoint.py)
         self._next_id: int | None = None  # the id the next inserted item gets (this is the one writer)
         self._wal = path.with_name(path.name + "-wal")
         self.schema = 0  # the schema version of the file: a reader may open one an older writer keeps
-        self._indexes: set[str] = set()  # metadata value indexes known to exist (filter_index)
         uri = f"file:{quote(str(path))}" + ("?mode=ro" if read_only else "")  # quoted: '?' and '#' are data
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                     timeout=10.0)
@@ -76,20 +55,16 @@ class Journal:
             if not read_only:
                 # a new file gets 16 KiB pages (no effect on an existing one): an item row (~1.7 KB
                 # with a 384-d embedding) fits 2 to a 4 KiB page with 17% left unused, 9 to a 16 KiB one
-                self.conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+                self.conn.execute(f"PRAGMA page_size = {schema.PAGE_SIZE}")
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute(f"PRAGMA synchronous = {synchronous}")
-                # checkpoints run on a thread of their own (see _Checkpointer), every ~40 MB of WAL
-                # rather than SQLite's 4 MB: bulk loads rewrite the same FTS and index pages many
-                # times between checkpoints, and each checkpoint syncs
-                self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+                self.conn.execute("PRAGMA wal_autocheckpoint = 0")  # see agentmem.ltm.checkpoint
                 # the log file is cut back when it restarts, so its size is what awaits a checkpoint
                 self.conn.execute("PRAGMA journal_size_limit = 0")
-                self._migrate()
-                self.schema = len(MIGRATIONS)
-                self._checkpointer = _Checkpointer(uri, self._wal)
+                self.schema = schema.migrate(self.conn, path)
+                self.checkpointer = Checkpointer(uri, self._wal)
             else:
-                self.schema = self._check_version()
+                self.schema = schema.check_version(self.conn, path)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             if isinstance(exc, sqlite3.OperationalError):  # locked, unwritable: not damage
@@ -105,25 +80,8 @@ class Journal:
     @property
     def has_grams(self) -> bool:
         """Whether the file has the gram index and passages (schema 6; a reader may open an older one)."""
-        return self.schema >= GRAMS_SCHEMA
+        return self.schema >= schema.GRAMS_SCHEMA
 
-    def _check_version(self) -> int:
-        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise SchemaError(
-                f"{self.path} has schema version {version}, newer than this agentmem understands "
-                f"({len(MIGRATIONS)}); upgrade agentmem-toolkit to open it")
-        return version
-
-    def _migrate(self) -> None:
-        version = self._check_version()
-        for number in range(version, len(MIGRATIONS)):
-            with self.tx():
-                for statement in _split_sql(MIGRATIONS[number]):
-                    self.conn.execute(statement)
-                if number + 1 in POST_STEPS:
-                    POST_STEPS[number + 1](self.conn)
-                self.conn.execute(f"PRAGMA user_version = {number + 1}")
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -139,9 +97,8 @@ class Journal:
             self._committed()
 
     def _committed(self) -> None:
-        self._commits += 1
-        if self._checkpointer is not None and self._commits % 4 == 0:
-            self._maybe_checkpoint()
+        if self.checkpointer is not None:
+            self.checkpointer.committed(self.conn)
 
     def checkpoint(self) -> None:
         """Copy the whole write-ahead log into the database file and empty it, now (waiting up to
@@ -154,31 +111,12 @@ class Journal:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # a poke still pending is
             # skipped by the checkpointer: the log is small now
 
-    def _maybe_checkpoint(self) -> None:
-        """Past WAL_CHECKPOINT_BYTES of log, ask the checkpointer thread; if the log still grew to
-        WAL_FORCE_FACTOR times that (a writer that never pauses gives a concurrent checkpoint no
-        moment to finish, and the log restarts only after one has), checkpoint here, between
-        transactions. Caller holds the lock."""
-        assert self._checkpointer is not None
-        try:
-            size = self._wal.stat().st_size
-        except OSError:
-            return
-        if size >= WAL_FORCE_FACTOR * WAL_CHECKPOINT_BYTES:
-            # after the thread's checkpoint, if one is running: SQLite would answer busy at once, and
-            # under CPU contention the thread's checkpoints (never complete while we write) kept the
-            # writer's off for dozens of commits (a 1 MB limit let the log reach 19.6 MB)
-            with self._checkpointer.running, contextlib.suppress(sqlite3.OperationalError):
-                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        elif size >= WAL_CHECKPOINT_BYTES:
-            self._checkpointer.poke()
-
     def close(self) -> None:
         """Close the connection; later use raises MemoryClosedError instead of sqlite3 errors."""
         with self.lock:
-            if self._checkpointer is not None:
-                self._checkpointer.close()
-                self._checkpointer = None
+            if self.checkpointer is not None:
+                self.checkpointer.close()
+                self.checkpointer = None
             self.conn.close()
             self.conn = _ClosedConnection(self.path)  # type: ignore[assignment]
 
@@ -221,45 +159,30 @@ class Journal:
             ids = list(range(first, first + len(rows)))
             values = [(i, r["text"], r["metadata"], r["scope"].get("user"), r["scope"].get("agent"),
                        r["scope"].get("session"), r["created_at"], r["event_time"], r["content_hash"],
-                       np.ascontiguousarray(r["embedding"], dtype=np.float32).tobytes(), UNSCORED)
+                       np.ascontiguousarray(r["embedding"], dtype=np.float32).tobytes(), schema.UNSCORED)
                       for i, r in zip(ids, rows, strict=True)]
             passages = [(i, a, b, np.ascontiguousarray(v, dtype=np.float32).tobytes())
                         for i, r in zip(ids, rows, strict=True) for a, b, v in r.get("passages") or ()]
             if len(values) == 1 and not passages:  # one statement is its own transaction: no BEGIN and COMMIT
-                self.conn.execute(INSERT_ITEM, values[0])
+                self.conn.execute(schema.INSERT_ITEM, values[0])
                 self._committed()
             else:
                 with self.tx() as c:
-                    c.executemany(INSERT_ITEM, values)
+                    c.executemany(schema.INSERT_ITEM, values)
                     if passages:
                         c.executemany("INSERT INTO passages (item_id, start, end, embedding) VALUES (?, ?, ?, ?)",
                                       passages)
             self._next_id = first + len(rows)
         return ids
 
-    def maybe_optimize(self, min_writes: int = 20_000, share: float = 0.2) -> bool:
-        """Merge each full-text index into one segment once at least ``min_writes`` rows and ``share``
-        of the memory were written since the last merge. Every commit adds a segment, and a query opens
-        all of them: after 100k items arrived in batches, merging cut recall p50 from 2.4 to 2.0 ms, for
-        0.2 s of work. Each merge rewrites the whole index, so merges follow at least a fifth more rows
-        (a tenth had merges take 7.6% of a 1M-item ingest; FTS5's own automerge keeps the segments
-        between them few)."""
-        if self.read_only or self._fts_writes < max(min_writes, share * self.max_item_id()):
-            return False
-        with self.tx() as c:
-            for table in ("items_fts", "windows_fts", "grams_fts")[: 3 if self.has_grams else 2]:
-                c.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
-        self._fts_writes = 0
-        return True
-
     def get_items(self, ids: Sequence[int]) -> dict[int, Item]:
         out: dict[int, Item] = {}
         with self.lock:
-            for chunk in _chunks(list(ids), 500):
+            for chunk in schema.chunks(list(ids), 500):
                 marks = ",".join("?" * len(chunk))
                 for row in self.conn.execute(
-                        f"SELECT {ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk):
-                    out[row[0]] = _item(row)
+                        f"SELECT {schema.ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk):
+                    out[row[0]] = schema.item_from_row(row)
         return out
 
     def iter_items(self, tier: str | None = None, batch: int = 10_000) -> Iterator[Item]:
@@ -269,12 +192,12 @@ class Journal:
         while True:
             with self.lock:
                 rows = self.conn.execute(
-                    f"SELECT {ITEM_COLUMNS} FROM items {where} {'AND' if where else 'WHERE'} id > ? "
+                    f"SELECT {schema.ITEM_COLUMNS} FROM items {where} {'AND' if where else 'WHERE'} id > ? "
                     f"ORDER BY id LIMIT ?", (*params, last, batch)).fetchall()
             if not rows:
                 return
             for row in rows:
-                yield _item(row)
+                yield schema.item_from_row(row)
             last = rows[-1][0]
 
     def vectors(self, ids: Sequence[int] | None = None, tier: str | None = None
@@ -287,7 +210,7 @@ class Journal:
                 where, params = ("WHERE tier = ?", [tier]) if tier else ("", [])
                 rows = self.conn.execute(f"SELECT {cols} FROM items {where} ORDER BY id", params).fetchall()
             else:
-                for chunk in _chunks(list(ids), 500):
+                for chunk in schema.chunks(list(ids), 500):
                     marks = ",".join("?" * len(chunk))
                     rows += self.conn.execute(f"SELECT {cols} FROM items WHERE id IN ({marks})",
                                               chunk).fetchall()
@@ -301,7 +224,7 @@ class Journal:
         """(ids, times) of the given items: each item's event time, else its creation time."""
         rows: list[tuple[int, float]] = []
         with self.lock:
-            for chunk in _chunks(list(ids), 500):
+            for chunk in schema.chunks(list(ids), 500):
                 marks = ",".join("?" * len(chunk))
                 rows += self.conn.execute(f"SELECT id, COALESCE(event_time, created_at) FROM items "
                                           f"WHERE id IN ({marks})", chunk).fetchall()
@@ -313,58 +236,6 @@ class Journal:
         with self.lock:
             rows = self.conn.execute(f"SELECT id FROM items {where} ORDER BY id", params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-
-    def filter_ids(self, scope: dict[str, str], filters: dict[str, Any] | None,
-                   since: float | None, until: float | None) -> np.ndarray:
-        """Ids of every item in ``scope`` that passes the metadata filters and time window. With a
-        filter, its first key's value index is used (a writer creates it on first use, see
-        :meth:`filter_index`): the rows read are those with that value, not the whole scope."""
-        s_sql, s_params = scopes.clause(scope)
-        f_sql, f_params = filter_clause(filters, since, until)
-        index = self.filter_index(next(iter(filters))) if filters else None
-        source = f"items INDEXED BY {index}" if index else "items"
-        with self.lock:
-            rows = self.conn.execute(f"SELECT id FROM {source} WHERE 1 {s_sql}{f_sql}",
-                                     s_params + f_params).fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-
-    def filter_index(self, key: str) -> str | None:
-        """The name of the index on metadata value ``key`` (``json_extract(metadata, '$.key')``),
-        created by a writer the first time a filter names the key (one pass over the items, once);
-        None for a reader of a journal that has none. Without it a filter read every item of the scope."""
-        if not FILTER_KEY.match(key):
-            raise InvalidInputError(f"filter key {key!r} must be letters, digits or '_' (at most 64)")
-        name = f"items_meta_{key}"
-        if name in self._indexes:
-            return name
-        with self.lock:
-            exists = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
-                                       (name,)).fetchone()
-            if not exists and self.read_only:
-                return None
-            if not exists:
-                with self.tx() as c:
-                    # the scope columns too: the index answers a scoped filter alone, with no row read
-                    # per match (a 1% filter at 100k items: 3.6 ms of row lookups per recall)
-                    c.execute(f"CREATE INDEX IF NOT EXISTS {name} ON items "
-                              f"(json_extract(metadata, '$.{key}'), user, agent, session)")
-        self._indexes.add(name)
-        return name
-
-    def passing(self, ids: Sequence[int], filters: dict[str, Any]) -> set[int]:
-        """Those of ``ids`` whose metadata passes ``filters`` (one primary-key lookup each)."""
-        out: set[int] = set()
-        with self.lock:
-            for chunk in _chunks(list(ids), 500):
-                sql, params = passing_sql(chunk, filters)
-                out.update(r[0] for r in self.conn.execute(sql, params))
-        return out
-
-    def passing_plan(self, filters: dict[str, Any], n_ids: int = 500) -> list[str]:
-        """SQLite's plan for a :meth:`passing` query of ``n_ids`` ids (EXPLAIN QUERY PLAN details)."""
-        sql, params = passing_sql(list(range(1, n_ids + 1)), filters)
-        with self.lock:
-            return [r[-1] for r in self.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
 
     def ltm_tail(self, scope_key: Sequence[str | None], n: int) -> list[str]:
         """Texts of the last ``n`` long-term items of one exact scope (user, agent, session), oldest first."""
@@ -385,7 +256,7 @@ class Journal:
         hashes = list({h for h, _ in wanted})
         out: dict[int, int] = {}
         with self.lock:
-            for chunk in _chunks(hashes, 500):
+            for chunk in schema.chunks(hashes, 500):
                 marks = ",".join("?" * len(chunk))
                 # INDEXED BY: with "tier = 'ltm'" in the WHERE, SQLite would pick the tier index,
                 # which matches almost every row, and scan the table once per batch
@@ -432,7 +303,7 @@ class Journal:
                 c.executemany("INSERT INTO grams_fts (rowid, text) VALUES (?, ?)",
                               [(i.id, g) for i, _ in promote if (g := gram_text(i.text))])
             windows.after_insert(c, [(i.id, i.text, i.scope) for i, _ in promote], self.window_width())
-        self._fts_writes += len(promote)
+        self.text.writes += len(promote)
         return fact_rows
 
     def passages(self, ids: Sequence[int] | None = None
@@ -448,7 +319,7 @@ class Journal:
             elif ids is None:
                 rows = self.conn.execute(f"{cols} ORDER BY p.id").fetchall()
             else:
-                for chunk in _chunks(list(ids), 500):
+                for chunk in schema.chunks(list(ids), 500):
                     rows += self.conn.execute(f"{cols} WHERE p.item_id IN ({','.join('?' * len(chunk))}) "
                                               "ORDER BY p.id", chunk).fetchall()
         dim = len(rows[0][2]) // 4 if rows else 0
@@ -490,12 +361,12 @@ class Journal:
         Merges recorded before texts were kept read with the canonical's text."""
         with self.lock:
             row = self.conn.execute(
-                f"SELECT m.metadata, {', '.join('i.' + c.strip() for c in ITEM_COLUMNS.split(','))} "
+                f"SELECT m.metadata, {', '.join('i.' + c.strip() for c in schema.ITEM_COLUMNS.split(','))} "
                 "FROM merges m JOIN items i ON i.id = m.canonical_id WHERE m.merged_id = ?", (item_id,)).fetchone()
         if row is None:
             return None
         own = json.loads(row[0])
-        group = _item(row[1:])
+        group = schema.item_from_row(row[1:])
         return dataclasses.replace(
             group, id=item_id, text=own.get("text", group.text), metadata=own.get("metadata", group.metadata),
             created_at=own.get("created_at", group.created_at), event_time=own.get("event_time", group.event_time),
@@ -568,38 +439,10 @@ class Journal:
                 "facts": facts, "merged": merges, "weight_versions": weights}
 
     def integrity(self) -> list[str]:
-        """Problems found by SQLite's own checks (empty when healthy). FTS5's full check is a write, so
-        a read-only journal checks instead that the full-text index holds no row of a deleted item."""
+        """Problems found by SQLite's own checks, the full-text tables' included (empty when healthy)."""
         with self.lock:
             rows = self.conn.execute("PRAGMA integrity_check").fetchall()
-            problems = [r[0] for r in rows if r[0] != "ok"]
-            try:
-                if self.read_only:
-                    self.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.items_fts_docs "
-                                      "USING fts5vocab(main, items_fts, 'instance')")
-                    stale = self.conn.execute(
-                        "SELECT COUNT(DISTINCT doc) FROM temp.items_fts_docs "
-                        "WHERE doc NOT IN (SELECT id FROM items WHERE tier = 'ltm')").fetchone()[0]
-                    if stale:
-                        problems.append(f"full-text index: {stale} row(s) of deleted items are still indexed")
-                else:
-                    self.conn.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
-                    self.conn.execute("INSERT INTO windows_fts (windows_fts, rank) VALUES ('integrity-check', 1)")
-                    if self.has_grams:
-                        self.conn.execute("INSERT INTO grams_fts (grams_fts, rank) VALUES ('integrity-check', 1)")
-            except sqlite3.DatabaseError as exc:
-                problems.append(f"full-text index: {exc}")
-        return problems
-
-    def rebuild_fts(self) -> None:
-        with self.tx() as c:
-            c.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")  # from the view items_ltm
-            windows.rebuild(c)
-            if self.has_grams:
-                c.execute("INSERT INTO grams_fts (grams_fts) VALUES ('delete-all')")
-                migrations.index_grams(c)
-        self.text.clear_cache()
-
+            return [r[0] for r in rows if r[0] != "ok"] + self.text.problems()
 
 class _ClosedConnection:
     """Stands in for the connection of a closed journal."""
@@ -614,99 +457,3 @@ class _ClosedConnection:
 
     def close(self) -> None:
         pass
-
-
-_CHECKPOINTERS: weakref.WeakSet[_Checkpointer] = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_checkpointers() -> None:
-    """At interpreter exit, let a running checkpoint finish and stop the threads (a daemon thread
-    inside SQLite while the process tears down is not safe)."""
-    for checkpointer in list(_CHECKPOINTERS):
-        checkpointer.close()
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-class _Checkpointer:
-    """Checkpoints the write-ahead log from a connection of its own on a daemon thread, when poked,
-    so that a write never waits for the copy and sync (a PASSIVE checkpoint copies what is committed
-    and takes no lock a writer needs; sqlite3 releases the GIL meanwhile). The last connection to
-    close checkpoints whatever is left, as SQLite always does."""
-
-    def __init__(self, uri: str, wal: Path | None = None) -> None:
-        self._uri = uri
-        self._wal = wal
-        self._wake = threading.Event()
-        self._stop = False
-        self.runs = 0
-        self.running = threading.Lock()  # held while this thread checkpoints
-        self._thread = threading.Thread(target=self._run, name="agentmem-checkpoint", daemon=True)
-        self._thread.start()
-        _CHECKPOINTERS.add(self)
-
-    def poke(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        conn = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0)
-        try:
-            while True:
-                self._wake.wait()
-                self._wake.clear()
-                if self._stop:
-                    return
-                if self._wal is not None and _size(self._wal) < WAL_CHECKPOINT_BYTES:
-                    continue  # emptied since the poke (Journal.checkpoint): a checkpoint now would
-                    # only make the next write restart the log, and sync its header
-                try:
-                    with self.running:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.runs += 1
-                except sqlite3.Error:
-                    pass  # busy or damaged: the next poke tries again, and the writer's close checkpoints
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self._stop = True
-        self._wake.set()
-        self._thread.join()
-
-
-def _item(row: tuple[Any, ...]) -> Item:
-    scope = {}
-    if row[3] is not None:
-        scope["user"] = row[3]
-    if row[4] is not None:
-        scope["agent"] = row[4]
-    if row[5] is not None:
-        scope["session"] = row[5]
-    meta = row[2]
-    return Item(row[0], row[1], {} if meta == "{}" else json.loads(meta), scope, row[6], row[7], row[8], row[9],
-                row[10])
-
-
-
-
-def _chunks(seq: list[Any], n: int) -> Iterator[list[Any]]:
-    for start in range(0, len(seq), n):
-        yield seq[start:start + n]
-
-
-def _split_sql(script: str) -> list[str]:
-    """Statements of a migration script, whole (a trigger body's inner statements stay inside it)."""
-    statements, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            statements.append(buf.strip())
-            buf = ""
-    rest = "\n".join(x for x in buf.splitlines() if not x.strip().startswith("--")).strip()
-    return statements + ([rest] if rest else [])

@@ -31,7 +31,7 @@ def probe_filter(q: Query, n: int) -> list[tuple[int, float]] | None:
     for factor in PROBE:
         wanted = int(factor * n)
         found = mem.vector.search(q.vec, wanted, mask)
-        passing = mem.journal.passing([i for i, _ in found], q.filters or {})
+        passing = mem.journal.filters.passing([i for i, _ in found], q.filters or {})
         kept = [(i, s) for i, s in found if i in passing]
         if len(kept) >= n or in_scope <= wanted:  # enough, or every row of the scope seen
             return kept

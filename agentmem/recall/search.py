@@ -24,7 +24,7 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
     if q.filters:
         probe = probe_filter(q, n)
         if probe is None:
-            q.allowed = mem.journal.filter_ids(q.scope, q.filters, q.since, q.until)
+            q.allowed = mem.journal.filters.ids(q.scope, q.filters, q.since, q.until)
             q.mask = mem.vector.mask(q.scope, q.allowed, q.since, q.until)
     q.allowed_set = set() if q.allowed is None else set(q.allowed.tolist())
     q.width = mem.journal.window_width()
