@@ -6,8 +6,9 @@ the same statement or the similarity passes ``merge_threshold``, and the ``shoul
 agrees (the built-in agrees only for the same statement with the same metadata and time: a merge
 never loses what was said, and the merged item stays readable by its id); otherwise score its
 importance (``score_item``), promote it to the LTM tier and extract facts (``extract_facts``).
-Promotions, merges and facts commit in one journal transaction; the vector cache and graph are
-updated after the commit (they are rebuildable caches).
+The result is a :class:`ConsolidationPlan`; nothing is written here. The owning ``Memory`` hands it
+to :meth:`agentmem.ltm.long_term.LongTermMemory.apply`: promotions, merges and facts commit in one
+journal transaction, and the vector cache and graph are updated with it (they are rebuildable caches).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from agentmem.stm import STMEntry
 from agentmem.types import Fact, Item
 
 if TYPE_CHECKING:
-    from agentmem.memory import Memory
+    from agentmem.config import Config
+    from agentmem.ltm.long_term import LongTermMemory
+    from agentmem.stm import ShortTermMemory
 
 
 @dataclass
@@ -37,18 +40,36 @@ class ConsolidationReport:
     seconds: float = 0.0
 
 
-def consolidate(memory: Memory) -> ConsolidationReport:
-    """Consolidate everything in ``memory.stm``. Caller holds the memory's lock."""
-    start = time.perf_counter()
-    report = ConsolidationReport()
-    entries = memory.stm.entries()
+@dataclass
+class ConsolidationPlan:
+    """What one consolidation changes, decided before anything is written (see
+    :func:`agentmem.consolidation.plan`): items promoted to LTM (in STM order) with their embeddings
+    row for row and importance, duplicates folded into a canonical id with their similarity, and facts
+    with the scope they belong to."""
+
+    promote: list[Item]
+    vectors: np.ndarray
+    importance: dict[int, float]
+    merges: list[tuple[Item, int, float]]
+    facts: list[tuple[Fact, dict[str, str]]]
+
+    def consumed(self) -> list[int]:
+        """The ids that leave short-term memory once the plan is applied."""
+        return [i.id for i in self.promote] + [d.id for d, _, _ in self.merges]
+
+
+
+def plan(stm: ShortTermMemory, ltm: LongTermMemory, cfg: Config) -> ConsolidationPlan | None:
+    """Decide what consolidating everything in ``stm`` does (None when it is empty), calling the
+    ``should_merge``, ``score_item`` and ``extract_facts`` hooks item by item. Reads ``ltm``, writes
+    nothing. Caller holds the memory's lock."""
+    entries = stm.entries()
     if not entries:
-        return report
+        return None
     h = hook()
     score_item, extract_facts = loop_caller("score_item"), loop_caller("extract_facts")
-    cfg = memory.config
     now = time.time()
-    embs = memory.stm.embeddings()  # (n, dim), rows in STM order
+    embs = stm.embeddings()  # (n, dim), rows in STM order
     merges: list[tuple[Item, int, float]] = []
     promote: list[Item] = []
     promoted_rows: list[int] = []
@@ -56,7 +77,7 @@ def consolidate(memory: Memory) -> ConsolidationReport:
     facts: list[tuple[Fact, dict[str, str]]] = []
     keys = [scope_key(e.item.scope) for e in entries]
     batch = _Batch(entries, embs, keys) if cfg.dedup else None
-    ltm_best = _ltm_neighbours(memory, entries, embs, keys) if cfg.dedup else {}
+    ltm_best = _ltm_neighbours(ltm, cfg.merge_threshold, entries, embs, keys) if cfg.dedup else {}
     for row, entry in enumerate(entries):
         item = entry.item
         sim = 0.0
@@ -75,14 +96,7 @@ def consolidate(memory: Memory) -> ConsolidationReport:
         promoted_rows.append(row)
         for result in extract_facts(item=item):
             facts.extend((f, item.scope) for f in result or [])
-    memory._apply_consolidation(promote, embs[promoted_rows], importance, merges, facts)
-    report.promoted = [i.id for i in promote]
-    report.merged = {dup.id: canon for dup, canon, _ in merges}
-    report.facts = len(facts)
-    report.forgotten = memory._apply_forget_policy()
-    report.seconds = time.perf_counter() - start
-    h.on_consolidate(memory=memory, items=promote)
-    return report
+    return ConsolidationPlan(promote, embs[promoted_rows], importance, merges, facts)
 
 
 class _Batch:
@@ -156,12 +170,12 @@ class _Batch:
         self.is_kept[row] = True
 
 
-def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray,
+def _ltm_neighbours(ltm: LongTermMemory, threshold: float, entries: list[STMEntry], embs: np.ndarray,
                     keys: list[tuple[str | None, ...]]) -> dict[int, tuple[Item | None, float]]:
     """For each STM entry, its nearest long-term item in the same scope (batched per scope), with the
     same statement in the same scope taking precedence. The item is None when its similarity is
     below ``merge_threshold`` (it cannot be merged into; only the similarity matters)."""
-    if len(memory.vector) == 0:
+    if len(ltm.vector) == 0:
         return {}
     groups: dict[tuple[str | None, ...], list[int]] = {}
     for row, key in enumerate(keys):
@@ -169,13 +183,12 @@ def _ltm_neighbours(memory: Memory, entries: list[STMEntry], embs: np.ndarray,
     best: dict[int, tuple[int, float]] = {}
     for rows in groups.values():
         scope = entries[rows[0]].item.scope
-        results = memory.vector.search_batch(embs[rows], 1, memory.vector.mask(scope), ef_search=16)
+        results = ltm.vector.search_batch(embs[rows], 1, ltm.vector.mask(scope), ef_search=16)
         for row, hits in zip(rows, results, strict=True):
             if hits:
                 best[entries[row].item.id] = hits[0]
-    for item_id, canonical in memory.journal.same_text_in_ltm([e.item for e in entries]).items():
+    for item_id, canonical in ltm.journal.same_text_in_ltm([e.item for e in entries]).items():
         best[item_id] = (canonical, 1.0)
     # only a neighbour close enough to merge is read back; for the rest the similarity (novelty) will do
-    threshold = memory.config.merge_threshold
-    found = memory.journal.get_items(list({i for i, s in best.values() if s >= threshold}))
+    found = ltm.journal.get_items(list({i for i, s in best.values() if s >= threshold}))
     return {k: (found.get(i), s) for k, (i, s) in best.items() if s < threshold or i in found}

@@ -146,9 +146,7 @@ def _check_weights(mem: Any, report: Report) -> None:
 
 
 def _check_leftovers(mem: Any, report: Report) -> None:
-    from agentmem.memory import VECTOR_FILE
-
-    stray = [p for p in [mem.path / (VECTOR_FILE + ".tmp"), *mem.weights.strays()] if p.exists()]
+    stray = mem.ltm.strays()
     names = ", ".join(str(p.relative_to(mem.path)) for p in stray)
     detail = f"left by interrupted writes (never acknowledged): {names}" if stray else "none"
     report.checks.append(Check("leftovers", not stray, detail, fixable=bool(stray)))

@@ -1,10 +1,10 @@
-"""``Memory``: the public face of agentmem. It owns the journal, STM, vector cache, graph and weights,
-and keeps them in step. Every write commits to the journal before it returns."""
+"""``Memory``: the public face of agentmem. It owns the directory's writer lock, short-term memory,
+the embedder and a :class:`~agentmem.ltm.long_term.LongTermMemory` (the journal and the caches kept
+in step with it). Every write commits to the journal before it returns."""
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from agentmem import consolidation, validate
 from agentmem import recall as retrieval
-from agentmem import validate
 from agentmem.config import Config, memory_path
-from agentmem.consolidation import ConsolidationReport, consolidate
+from agentmem.consolidation import ConsolidationReport
 from agentmem.errors import (
     EmbedderMismatchError,
     InvalidInputError,
@@ -28,19 +28,17 @@ from agentmem.errors import (
 from agentmem.ltm.graph import KnowledgeGraph
 from agentmem.ltm.journal import Journal
 from agentmem.ltm.lock import WriterLock
+from agentmem.ltm.long_term import JOURNAL_FILE, LongTermMemory, progress_bar
 from agentmem.ltm.passages import PassageIndex, split
 from agentmem.ltm.vector import VectorIndex
 from agentmem.ltm.weights import WeightStore
-from agentmem.plugins import get, get_embedder, registry
+from agentmem.plugins import get, get_embedder, hook
 from agentmem.statement import content_hash
 from agentmem.stm import ShortTermMemory
 from agentmem.threads import single_blas_thread, single_faiss_thread
-from agentmem.types import Fact, Hit, Item, Source
+from agentmem.types import Hit, Item, Source
 
 log = logging.getLogger("agentmem")
-JOURNAL_FILE = "journal.sqlite3"
-VECTOR_FILE = "vectors.npz"
-SAVE_EVERY = 50_000  # rows consolidated between saves of the vector cache during long ingests
 
 
 class Memory:
@@ -55,12 +53,9 @@ class Memory:
         self.path = memory_path(path)
         self.config = (config or Config()).updated(**options)
         self.read_only = read_only
-        self.notices: list[str] = []  # what opening found and repaired, for humans
-        self.lag: list[str] = []  # read-only: how far the saved vector cache was behind the journal
         self._lock = threading.RLock()
         self._closed = False
         self._uses: dict[int, int] = {}
-        self._unsaved = 0
         self._writer: WriterLock | None = None
         self._open_dir()
         try:
@@ -86,24 +81,42 @@ class Memory:
         self._writer.acquire(self.config.lock_timeout)
 
     def _open_stores(self) -> None:
-        journal_cls = get("stores", "sqlite").obj
-        try:
-            self.journal: Journal = journal_cls(
-                self.path / JOURNAL_FILE, read_only=self.read_only,
-                synchronous="FULL" if self.config.durability == "full" else "NORMAL")
-        except sqlite3.OperationalError as exc:  # unreadable or unwritable files, not damage
-            if "locked" in str(exc):  # busy beyond the timeout: not the files' fault
-                raise
-            raise MemoryPathError(f"cannot open the journal {self.path / JOURNAL_FILE} ({exc}); make {self.path} "
-                                  "and its files readable and writable by this user") from exc
+        self.ltm = LongTermMemory(self.path, self.config, self.read_only)
         self.embedder_name, self.dim = self._resolve_embedder()
         self.stm = ShortTermMemory(self.dim, self.config.stm_items, self.config.stm_bytes, lexicon=True)
-        self.vector = self._open_vectors()
-        self.passages = self._open_passages()
-        self.graph: KnowledgeGraph = _store("graph", self.config.graph_store)(self.journal, writable=not self.read_only)
-        self.weights = WeightStore(self.journal, self.path / "weights")
-        self._sweep()
+        self.ltm.open_caches(self.dim, self._embed, lambda: getattr(self.embedder, "passage_chars", None))
         self._load_stm()
+
+    # the stores, as plugins and tools read them
+    @property
+    def journal(self) -> Journal:
+        return self.ltm.journal
+
+    @property
+    def vector(self) -> VectorIndex:
+        return self.ltm.vector
+
+    @property
+    def passages(self) -> PassageIndex:
+        return self.ltm.passages
+
+    @property
+    def graph(self) -> KnowledgeGraph:
+        return self.ltm.graph
+
+    @property
+    def weights(self) -> WeightStore:
+        return self.ltm.weights
+
+    @property
+    def notices(self) -> list[str]:
+        """What opening found and repaired, for humans."""
+        return self.ltm.notices
+
+    @property
+    def lag(self) -> list[str]:
+        """Read-only: how far the saved vector cache was behind the journal."""
+        return self.ltm.lag
 
     def _resolve_embedder(self) -> tuple[str, int]:
         stored, stored_dim = self.journal.get_meta("embedder"), self.journal.get_meta("dim")
@@ -125,114 +138,12 @@ class Memory:
     def embedder(self) -> Any:
         return get_embedder(self.embedder_name)
 
-    def _vector_options(self) -> dict[str, Any]:
-        return {"ann_threshold": self.config.ann_threshold, "ef_search": self.config.ef_search}
-
-    def _open_vectors(self) -> VectorIndex:
-        """Load the vector cache and bring it in step with the journal, rebuilding it if unusable."""
-        cls = _store("vector", self.config.vector_store)
-        file = self.path / VECTOR_FILE
-        index = None
-        if file.exists():
-            try:
-                index = cls.load(file, self.dim, **self._vector_options())
-            except (ValueError, OSError, RuntimeError) as exc:
-                why = "not a vector cache archive" if "pickle" in str(exc) else str(exc)  # numpy's hint misleads
-                self._notice(f"vector cache {file.name} is unreadable ({why}); rebuilding it from the journal")
-        elif self.journal.counts()["ltm"]:
-            self._behind(f"vector cache {file.name} is missing; rebuilding it from the journal")
-        if index is not None and not self._cache_matches(index):
-            self._notice(f"vector cache {file.name} holds vectors that differ from the journal (copied from "
-                         "another memory?); rebuilding it from the journal")
-            index = None
-        rebuilt = index is None
-        if index is None:
-            index = cls(self.dim, **self._vector_options())
-        journal_ids = self.journal.ids(tier="ltm")
-        cached = index.ids()
-        stale = np.setdiff1d(cached, journal_ids, assume_unique=True)
-        missing = np.setdiff1d(journal_ids, cached, assume_unique=True)
-        if len(stale):
-            index.remove(stale.tolist())
-        if len(missing):
-            ids, vecs, scopes = self.journal.vectors(missing.tolist())
-            time_of = dict(zip(*self.journal.times(ids.tolist()), strict=True))
-            # searched exactly until the next save
-            index.add(ids, vecs, scopes, times=[time_of[i] for i in ids.tolist()], defer_ann=True)
-        unknown = index.unknown_times()  # a cache saved before item times were kept
-        if len(unknown):
-            index.set_times(*self.journal.times(unknown.tolist()))
-        if (len(stale) or len(missing)) and not rebuilt:
-            self._behind(f"vector cache was behind the journal: added {len(missing)}, dropped {len(stale)}")
-        self._unsaved = len(stale) + len(missing) + int(rebuilt and file.exists())  # > 0: close saves it
-        return index
-
-    def _open_passages(self) -> PassageIndex:
-        """The passages of long texts, from the journal. A writer of a journal from before passages
-        first embeds those its long items lack (once: the window size is then recorded in the meta,
-        and later opens do not even build the embedder)."""
-        index = PassageIndex(self.dim)
-        todo_once = not self.read_only and self.journal.has_grams and self.journal.get_meta("passage_chars") is None
-        size = getattr(self.embedder, "passage_chars", None) if todo_once else None
-        if todo_once and not size:
-            self.journal.set_meta("passage_chars", "0")  # this embedder reads any length whole
-        if size:
-            todo = self.journal.without_passages(size)
-            bar = _progress(len(todo), None if len(todo) > 50 else False, "passages")
-            for item_id, text in todo:
-                spans = split(text, size)
-                vecs = self._embed([text[a:b] for a, b in spans])
-                self.journal.add_passages([(item_id, a, b, v) for (a, b), v in zip(spans, vecs, strict=True)])
-                if bar is not None:
-                    bar.update(1)
-            if bar is not None:
-                bar.close()
-            self.journal.set_meta("passage_chars", str(size))
-        index.add(*self.journal.passages())
-        return index
-
-    def _cache_matches(self, index: VectorIndex, sample: int = 64) -> bool:
-        """Whether a spread sample of cached vectors equals the journal's (ids are never reused, so an
-        id's vector never changes: a difference means the file belongs to another journal)."""
-        cached = index.ids()
-        picked = cached[:: max(1, len(cached) // sample)][:sample].tolist()
-        ids, want, _ = self.journal.vectors(picked)
-        if not len(ids):
-            return True
-        return bool(np.allclose(index.vectors_of(ids.tolist()), want, atol=1e-6))
-
-    def _sweep(self) -> None:
-        """Writers delete what interrupted writes left (temporary files, weight versions never
-        committed); everyone reports weight files that are missing or have the wrong size."""
-        if not self.read_only:
-            for stray in [self.path / (VECTOR_FILE + ".tmp"), *self.weights.strays()]:
-                if stray.exists():
-                    stray.unlink()
-                    self._notice(f"removed {stray.relative_to(self.path)}, left by an interrupted write")
-        for problem in self.weights.verify(quick=True):
-            self._notice(f"{problem}; loading it raises CorruptionError: restore the file from a backup or "
-                         "roll back to another version")
-
     def _load_stm(self) -> None:
         items = list(self.journal.iter_items(tier="stm"))
         if items:
             ids, vecs, _ = self.journal.vectors([i.id for i in items])
             order = {int(i): r for r, i in enumerate(ids)}
             self.stm.add(items, vecs[[order[i.id] for i in items]])
-
-    def _notice(self, message: str) -> None:
-        log.warning("%s: %s", self.path, message)
-        self.notices.append(message)
-
-    def _behind(self, message: str) -> None:
-        """A saved cache behind the journal. Normal for a reader beside a live writer, which saves the
-        cache on close and every ``SAVE_EVERY`` new vectors: logged at info, kept in ``lag`` (for
-        ``doctor``), not a notice. A writer finding it warns: the last writer did not close."""
-        if self.read_only:
-            log.info("%s: %s", self.path, message)
-            self.lag.append(message)
-        else:
-            self._notice(message)
 
     def close(self) -> None:
         """Flush caches and release the write lock. Safe to call twice."""
@@ -242,11 +153,7 @@ class Memory:
             try:
                 if not self.read_only:
                     self._flush_uses()
-                    if self._unsaved:
-                        self.save_index()
-                self.vector.close()
-                self.passages.close()
-                self.journal.close()
+                self.ltm.close()
             finally:
                 self._closed = True
                 self._release()
@@ -273,8 +180,7 @@ class Memory:
 
     def save_index(self) -> None:
         """Write the vector cache to disk now (it is also written on close)."""
-        self.vector.save(self.path / VECTOR_FILE)
-        self._unsaved = 0
+        self.ltm.save()
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -308,7 +214,7 @@ class Memory:
             raise validate.InvalidInputError("texts, metadatas, times and activations must have equal lengths")
         scope_ = validate.scope(scope)
         vecs = None if embeddings is None else validate.vectors(embeddings, n, self.dim)
-        bar = _progress(n, progress, "remember")
+        bar = progress_bar(n, progress, "remember")
         if n >= batch_size:
             with self._lock:
                 self.vector.reserve(n)  # room for every row this call may consolidate
@@ -364,8 +270,7 @@ class Memory:
         searchable before it, exactly), a save of the vector cache in flight, and the journal's
         write-ahead log (checkpointed into the database and emptied). Writes are durable without it."""
         self._check_open()
-        self.vector.wait()
-        self.vector.wait_saved()
+        self.ltm.wait()
         with self._lock:
             self.journal.checkpoint()
 
@@ -379,44 +284,33 @@ class Memory:
         self._flush_uses()
         if self.vector.has_ann:
             # HNSW insertion runs on a worker thread meanwhile (on one core, see HnswIndex._catch_up);
-            # second BLAS and FAISS threads here would spin-wait against it (with every library on one
-            # thread, 100k given vectors went from 4,424 to 5,001 items/s, process CPU 38.7 -> 29.1 s).
-            # Below the HNSW size there is no worker, and two BLAS threads are faster (10k: 11,751 vs
-            # 10,326 items/s).
+            # second BLAS and FAISS threads here would spin-wait against it (docs/benchmarks.md).
+            # Below the HNSW size there is no worker, and two BLAS threads are faster.
             with single_blas_thread(), single_faiss_thread():
-                report = consolidate(self)
+                report = self._consolidate_stm()
         else:
-            report = consolidate(self)
+            report = self._consolidate_stm()
         self.journal.text.maybe_optimize()
         return report
 
-    def _apply_consolidation(self, promote: list[Item], vecs: np.ndarray, importance: dict[int, float],
-                             merges: list[tuple[Item, int, float]], facts: list[tuple[Fact, dict[str, str]]]
-                             ) -> None:
-        """Commit one consolidation to the journal, then update the caches (called by consolidate).
-        ``vecs`` are the embeddings of ``promote``, row for row."""
-        ids = [i.id for i in promote]
-        if promote:
-            # into the vector cache before the commit, so that the HNSW worker inserts them on another
-            # core while the journal indexes their text (at 1M items the worker sat idle for 15% of the
-            # ingest, waiting for the next batch); taken out again if the commit fails. No reader sees
-            # the gap: recall holds the memory's lock, which the caller holds.
-            self.vector.add(np.array(ids, dtype=np.int64), vecs, [i.scope for i in promote],
-                            times=[i.created_at if i.event_time is None else i.event_time for i in promote])
-        try:
-            fact_rows = self.journal.apply_consolidation([(i, importance[i.id]) for i in promote], merges, facts)
-        except BaseException:
-            self.vector.remove(ids)
-            raise
-        self._unsaved += len(promote)
-        self.passages.remove_items([d.id for d, _, _ in merges])  # the journal deleted them with the items
-        for dup, canonical, _ in merges:
-            self.graph.relink(dup.id, canonical)
-        self.graph.add_rows(fact_rows)
-        self.stm.remove([i.id for i in promote] + [d.id for d, _, _ in merges])
-        if self._unsaved >= SAVE_EVERY:  # bounds the rows a crash leaves to add back from the journal
-            saved = self.vector.save(self.path / VECTOR_FILE, background=True)
-            self._unsaved = self.vector.n - saved  # rows HNSW did not hold yet: close saves them
+    def _consolidate_stm(self) -> ConsolidationReport:
+        """Plan the consolidation of everything in STM, apply it to LTM, drop what it consumed from
+        STM, then run the forget policy and tell plugins (``on_consolidate``)."""
+        start = time.perf_counter()
+        report = ConsolidationReport()
+        plan = consolidation.plan(self.stm, self.ltm, self.config)
+        if plan is None:
+            return report
+        self.ltm.apply(plan)
+        self.stm.remove(plan.consumed())
+        self.ltm.save_if_due()
+        report.promoted = [i.id for i in plan.promote]
+        report.merged = {dup.id: canon for dup, canon, _ in plan.merges}
+        report.facts = len(plan.facts)
+        report.forgotten = self._apply_forget_policy()
+        report.seconds = time.perf_counter() - start
+        hook().on_consolidate(memory=self, items=plan.promote)
+        return report
 
     def _apply_forget_policy(self) -> list[int]:
         limit = self.config.ltm_max_items
@@ -464,12 +358,8 @@ class Memory:
             return sorted(removed)
 
     def _forget_ids(self, ids: list[int], reason: str) -> None:
-        self.journal.delete_items(ids, reason)
-        self.vector.remove(ids)
-        self.passages.remove_items(ids)
-        self._unsaved += len(ids)
+        self.ltm.forget(ids, reason)
         self.stm.remove(ids)
-        self.graph.remove_items(ids)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -597,24 +487,3 @@ class Memory:
         if self._uses and not self.read_only:
             uses, self._uses = self._uses, {}
             self.journal.add_uses(uses)
-
-
-def _store(kind: str, name: str) -> Any:
-    """The factory of the registered ``kind`` store ``name`` (see agentmem.ltm.protocols)."""
-    table = registry()["stores"]
-    of_kind = sorted(n for n, e in table.items() if e.options.get("kind") == kind)
-    entry = table.get(name)
-    if entry is None or entry.options.get("kind") != kind:
-        what = f"no {kind} store named {name!r}" if entry is None else \
-            f"store {name!r} is a {entry.options.get('kind')} store, not a {kind} store"
-        raise NotFoundError(f"{what}; registered {kind} stores: {', '.join(of_kind) or 'none'} "
-                            f"(set Config.{kind}_store; see `agentmem plugins`)")
-    return entry.obj
-
-
-def _progress(total: int, progress: bool | None, desc: str) -> Any:
-    if progress is False or (progress is None and total < 2000):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="item")

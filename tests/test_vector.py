@@ -396,8 +396,9 @@ def test_a_memory_saves_its_cache_in_the_background_while_ingesting(tmp_path: Pa
     """Periodic saves during a long ``remember_many`` run on the saver thread; the archive a reader
     finds meanwhile loads, and after close everything reopens without repairs."""
     import agentmem.memory as memory
+    from agentmem.ltm import long_term
 
-    monkeypatch.setattr(memory, "SAVE_EVERY", 1000)
+    monkeypatch.setattr(long_term, "SAVE_EVERY", 1000)
     vecs = unit(np.random.default_rng(24), 6000, 16)
     texts = [f"entry {i} of the ledger, line {i * 13 % 997}" for i in range(6000)]
     with memory.Memory(tmp_path / "m", embedder="hash", ann_threshold=1500) as mem:
@@ -409,7 +410,7 @@ def test_a_memory_saves_its_cache_in_the_background_while_ingesting(tmp_path: Pa
         assert saves.count(True) >= 4
         mem.flush()  # the save in flight too
         assert not mem.vector.files.saving
-        during = VectorIndex.load(tmp_path / "m" / memory.VECTOR_FILE, mem.dim)
+        during = VectorIndex.load(tmp_path / "m" / long_term.VECTOR_FILE, mem.dim)
         assert 0 < during.n <= len(mem.vector)
     with memory.Memory(tmp_path / "m", embedder="hash") as mem:
         assert not mem.notices and len(mem.vector) == mem.journal.counts()["ltm"] == len(set(ids))
