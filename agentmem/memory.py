@@ -29,14 +29,15 @@ from agentmem.ltm.graph import KnowledgeGraph
 from agentmem.ltm.journal import Journal
 from agentmem.ltm.lock import WriterLock
 from agentmem.ltm.long_term import JOURNAL_FILE, LongTermMemory, progress_bar
-from agentmem.ltm.passages import PassageIndex, split
+from agentmem.ltm.passages import PassageIndex, with_passages
 from agentmem.ltm.vector import VectorIndex
 from agentmem.ltm.weights import WeightStore
-from agentmem.plugins import get, get_embedder, hook
+from agentmem.plugins import get_embedder, hook
+from agentmem.recall.hits import pick_hits
 from agentmem.statement import content_hash
 from agentmem.stm import ShortTermMemory
 from agentmem.threads import single_blas_thread, single_faiss_thread
-from agentmem.types import Hit, Item, Source
+from agentmem.types import Hit, Item
 
 log = logging.getLogger("agentmem")
 
@@ -82,7 +83,7 @@ class Memory:
 
     def _open_stores(self) -> None:
         self.ltm = LongTermMemory(self.path, self.config, self.read_only)
-        self.embedder_name, self.dim = self._resolve_embedder()
+        self.embedder_name, self.dim = self.ltm.embedder(self.config.embedder)
         self.stm = ShortTermMemory(self.dim, self.config.stm_items, self.config.stm_bytes, lexicon=True)
         self.ltm.open_caches(self.dim, self._embed, lambda: getattr(self.embedder, "passage_chars", None))
         self._load_stm()
@@ -117,22 +118,6 @@ class Memory:
     def lag(self) -> list[str]:
         """Read-only: how far the saved vector cache was behind the journal."""
         return self.ltm.lag
-
-    def _resolve_embedder(self) -> tuple[str, int]:
-        stored, stored_dim = self.journal.get_meta("embedder"), self.journal.get_meta("dim")
-        wanted = self.config.embedder or stored or "minilm"
-        if stored is not None and wanted != stored:
-            raise EmbedderMismatchError(
-                f"{self.path} was built with embedder {stored!r} ({stored_dim} dims), not {wanted!r}; open it "
-                f"with embedder={stored!r} or use a new directory for {wanted!r}", stored=stored, wanted=wanted)
-        if stored_dim is not None:
-            return wanted, int(stored_dim)
-        get("embedders", wanted)  # fail fast on an unknown name
-        dim = int(get_embedder(wanted).dim)
-        if not self.read_only:
-            self.journal.set_meta("embedder", wanted)
-            self.journal.set_meta("dim", str(dim))
-        return wanted, dim
 
     @property
     def embedder(self) -> Any:
@@ -226,12 +211,14 @@ class Memory:
             rows = [{"text": texts[j], "metadata": metas[j][1], "scope": scope_, "created_at": now,
                      "event_time": stamps[j], "content_hash": content_hash(texts[j]),
                      "embedding": batch_vecs[j - start]} for j in range(start, end)]
-            long = self._passages_of(rows)
+            size = getattr(self.embedder, "passage_chars", None)
+            # a writer on a patched-back schema (tests) stores none
+            long = with_passages(rows, size, self._embed) if size and self.journal.has_grams else []
             with self._lock:
                 self._check_open(write=True)
                 new_ids = self.journal.insert_items(rows)
                 if long:
-                    self.passages.add(*self.journal.passages([new_ids[j] for j in long]))
+                    self.passages.add(*self.journal.passages.read([new_ids[j] for j in long]))
                 items = [Item(i, texts[j], metas[j][0], dict(scope_), now, stamps[j])
                          for i, j in zip(new_ids, range(start, end), strict=True)]
                 self.stm.add(items, batch_vecs, list(activations[start:end]) if activations else None)
@@ -243,20 +230,6 @@ class Memory:
         if bar is not None:
             bar.close()
         return ids
-
-    def _passages_of(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Give each row whose text is longer than the embedder's window its passages (spans and
-        vectors, embedded in one batch); return the positions of those rows."""
-        size = getattr(self.embedder, "passage_chars", None)
-        if not size or not self.journal.has_grams:  # a writer on a patched-back schema (tests) stores none
-            return []
-        spans = {j: split(r["text"], size) for j, r in enumerate(rows) if len(r["text"]) > size}
-        if not spans:
-            return []
-        vecs = iter(self._embed([rows[j]["text"][a:b] for j, sp in spans.items() for a, b in sp]))
-        for j, sp in spans.items():
-            rows[j]["passages"] = [(a, b, next(vecs)) for a, b in sp]
-        return list(spans)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         vecs = np.asarray(self.embedder.embed_batch(list(texts)), dtype=np.float32)
@@ -392,26 +365,9 @@ class Memory:
         with self._lock:
             self._check_open()
             q = retrieval.Query(self, query, qvec, k, scope_, filters, t0, t1)
-            ranked = retrieval.search(q)
-            terms = retrieval.query_terms(query)
-            hits: list[Hit] = []
-            step = k + 4
-            for start in range(0, len(ranked), step):  # plugin ids are re-checked: scope is a partition
-                chunk = ranked[start: start + step]
-                items = self.journal.get_items([i for i, _, _ in chunk])
-                for item_id, score, origin in chunk:
-                    item = items.get(item_id)
-                    if item is None or not q.keep(item) or len(hits) == k:
-                        continue
-                    source: Source = "stm" if item_id in self.stm else (
-                        "graph" if origin and not origin & retrieval.DIRECT else "ltm")
-                    cosine = q.cosines.get(item_id)
-                    hits.append(Hit(item_id, item.text, score, item.metadata, source, item.scope,
-                                    item.event_time, None if cosine is None else float(cosine),
-                                    retrieval.matched(terms, item.text)))
-                    self._uses[item_id] = self._uses.get(item_id, 0) + 1
-                if len(hits) == k:
-                    break
+            hits = pick_hits(q, retrieval.search(q), self.journal.get_items, self.stm.__contains__)
+            for hit in hits:
+                self._uses[hit.id] = self._uses.get(hit.id, 0) + 1
         return hits
 
     def search_vectors(self, vectors: Any, k: int = 10, scope: dict[str, str] | None = None,

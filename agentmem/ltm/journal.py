@@ -29,6 +29,7 @@ from agentmem.ltm import schema, windows
 from agentmem.ltm.checkpoint import Checkpointer
 from agentmem.ltm.filters import FilterQueries, filter_clause
 from agentmem.ltm.fulltext import FullTextIndex
+from agentmem.ltm.passages import PassageRows
 from agentmem.statement import content_hash
 from agentmem.types import Fact, Item
 
@@ -42,6 +43,7 @@ class Journal:
         self.lock = threading.RLock()
         self.text = FullTextIndex(self)  # BM25 over the full-text tables, and their upkeep
         self.filters = FilterQueries(self)  # the items a metadata filter lets through
+        self.passages = PassageRows(self)  # the passages table, read with their items
         self._width: int | None = None  # context window width (meta 'context_window'), read once
         self.checkpointer: Checkpointer | None = None  # the writer's WAL checkpoints (checkpoint.py)
         self._next_id: int | None = None  # the id the next inserted item gets (this is the one writer)
@@ -305,42 +307,6 @@ class Journal:
             windows.after_insert(c, [(i.id, i.text, i.scope) for i, _ in promote], self.window_width())
         self.text.writes += len(promote)
         return fact_rows
-
-    def passages(self, ids: Sequence[int] | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, str]], list[float]]:
-        """(passage ids, item ids, embeddings (n, d), scopes, times) of the passages of the given
-        items, or of every item; scope and time are the item's."""
-        cols = ("SELECT p.id, p.item_id, p.embedding, i.user, i.agent, i.session, "
-                "COALESCE(i.event_time, i.created_at) FROM passages p JOIN items i ON i.id = p.item_id")
-        rows: list[tuple[Any, ...]] = []
-        with self.lock:
-            if not self.has_grams:
-                pass
-            elif ids is None:
-                rows = self.conn.execute(f"{cols} ORDER BY p.id").fetchall()
-            else:
-                for chunk in schema.chunks(list(ids), 500):
-                    rows += self.conn.execute(f"{cols} WHERE p.item_id IN ({','.join('?' * len(chunk))}) "
-                                              "ORDER BY p.id", chunk).fetchall()
-        dim = len(rows[0][2]) // 4 if rows else 0
-        vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-        return (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)), vecs,
-                [scopes.from_columns(r[3:6]) for r in rows],
-                [float(r[6]) for r in rows])
-
-    def without_passages(self, longer_than: int) -> list[tuple[int, str]]:
-        """(id, text) of items longer than ``longer_than`` characters that have no passages."""
-        with self.lock:
-            return self.conn.execute(
-                "SELECT id, text FROM items WHERE length(text) > ? AND id NOT IN (SELECT item_id FROM passages) "
-                "ORDER BY id", (longer_than,)).fetchall()
-
-    def add_passages(self, rows: Sequence[tuple[int, int, int, np.ndarray]]) -> None:
-        """Store passages (item id, start, end, embedding) of existing items, in one transaction."""
-        with self.tx() as c:
-            c.executemany("INSERT INTO passages (item_id, start, end, embedding) VALUES (?, ?, ?, ?)",
-                          [(i, a, b, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for i, a, b, v in rows])
 
     def same_statement(self, text: str, scope: dict[str, str], since: float | None = None,
                        until: float | None = None, filters: dict[str, Any] | None = None) -> list[int]:

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentmem.config import Config
-from agentmem.errors import MemoryPathError, NotFoundError
+from agentmem.errors import EmbedderMismatchError, MemoryPathError, NotFoundError
 from agentmem.ltm.graph import KnowledgeGraph
 from agentmem.ltm.journal import Journal
 from agentmem.ltm.passages import PassageIndex, split
 from agentmem.ltm.vector import VectorIndex
 from agentmem.ltm.weights import WeightStore
-from agentmem.plugins import registry
+from agentmem.plugins import get, get_embedder, registry
 
 if TYPE_CHECKING:
     from agentmem.consolidation import ConsolidationPlan
@@ -57,6 +57,25 @@ class LongTermMemory:
                 raise
             raise MemoryPathError(f"cannot open the journal {path / JOURNAL_FILE} ({exc}); make {path} "
                                   "and its files readable and writable by this user") from exc
+
+    def embedder(self, wanted: str | None) -> tuple[str, int]:
+        """(name, dimension) of the embedder this memory uses: the one recorded in the journal (a
+        different ``wanted`` is an EmbedderMismatchError), else ``wanted`` or the default, recorded now
+        by a writer. Building the embedder is needed only to learn a new memory's dimension."""
+        stored, stored_dim = self.journal.get_meta("embedder"), self.journal.get_meta("dim")
+        wanted = wanted or stored or "minilm"
+        if stored is not None and wanted != stored:
+            raise EmbedderMismatchError(
+                f"{self.path} was built with embedder {stored!r} ({stored_dim} dims), not {wanted!r}; open it "
+                f"with embedder={stored!r} or use a new directory for {wanted!r}", stored=stored, wanted=wanted)
+        if stored_dim is not None:
+            return wanted, int(stored_dim)
+        get("embedders", wanted)  # fail fast on an unknown name
+        dim = int(get_embedder(wanted).dim)
+        if not self.read_only:
+            self.journal.set_meta("embedder", wanted)
+            self.journal.set_meta("dim", str(dim))
+        return wanted, dim
 
     def open_caches(self, dim: int, embed: Callable[[Sequence[str]], np.ndarray],
                     passage_chars: Callable[[], int | None]) -> None:
@@ -126,18 +145,18 @@ class LongTermMemory:
         if todo_once and not size:
             self.journal.set_meta("passage_chars", "0")  # this embedder reads any length whole
         if size:
-            todo = self.journal.without_passages(size)
+            todo = self.journal.passages.missing(size)
             bar = progress_bar(len(todo), None if len(todo) > 50 else False, "passages")
             for item_id, text in todo:
                 spans = split(text, size)
                 vecs = embed([text[a:b] for a, b in spans])
-                self.journal.add_passages([(item_id, a, b, v) for (a, b), v in zip(spans, vecs, strict=True)])
+                self.journal.passages.add([(item_id, a, b, v) for (a, b), v in zip(spans, vecs, strict=True)])
                 if bar is not None:
                     bar.update(1)
             if bar is not None:
                 bar.close()
             self.journal.set_meta("passage_chars", str(size))
-        index.add(*self.journal.passages())
+        index.add(*self.journal.passages.read())
         return index
 
     def _cache_matches(self, index: VectorIndex, sample: int = 64) -> bool:

@@ -10,16 +10,23 @@ document is one hit however many of its passages match.
 
 The index is held in memory and filled from the journal when a memory opens (it is not saved beside
 the vector cache): passages exist only for long texts, so it is small next to the item vectors.
+:class:`PassageRows` (``journal.passages``) reads and adds the journal's rows.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agentmem import scope as scopes
+from agentmem.ltm.schema import chunks
 from agentmem.ltm.vector import VectorIndex
+
+if TYPE_CHECKING:
+    from agentmem.ltm.journal import Journal
 
 _WORD = re.compile(r"\S+")
 OVERLAP = 0.25  # share of a passage repeated at the start of the next: a sentence cut at one end is whole in the other
@@ -48,6 +55,19 @@ def split(text: str, size: int) -> list[tuple[int, int]]:
         nxt = next((j for j in range(first + 1, last + 1) if pieces[j][0] >= back), last + 1)
         first = nxt
     return spans
+
+
+def with_passages(rows: list[dict[str, Any]], size: int, embed: Callable[[list[str]], np.ndarray]) -> list[int]:
+    """Give each row (a dict with ``text``) longer than ``size`` characters its passages, as
+    ``row["passages"] = [(start, end, vector)]``, embedding every passage of ``rows`` in one batch;
+    return the positions of those rows."""
+    spans = {j: split(r["text"], size) for j, r in enumerate(rows) if len(r["text"]) > size}
+    if not spans:
+        return []
+    vecs = iter(embed([rows[j]["text"][a:b] for j, sp in spans.items() for a, b in sp]))
+    for j, sp in spans.items():
+        rows[j]["passages"] = [(a, b, next(vecs)) for a, b in sp]
+    return list(spans)
 
 
 class PassageIndex:
@@ -113,3 +133,49 @@ class PassageIndex:
 
     def close(self) -> None:
         self.index.close()
+
+
+class PassageRows:
+    """The journal's ``passages`` table (``journal.passages``). Passages of new items are written by
+    :meth:`Journal.insert_items` in the items' transaction and deleted with their items."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def read(self, ids: Sequence[int] | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, str]], list[float]]:
+        """(passage ids, item ids, embeddings (n, d), scopes, times) of the passages of the given
+        items, or of every item; scope and time are the item's."""
+        cols = ("SELECT p.id, p.item_id, p.embedding, i.user, i.agent, i.session, "
+                "COALESCE(i.event_time, i.created_at) FROM passages p JOIN items i ON i.id = p.item_id")
+        rows: list[tuple[Any, ...]] = []
+        j = self._journal
+        with j.lock:
+            if not j.has_grams:
+                pass
+            elif ids is None:
+                rows = j.conn.execute(f"{cols} ORDER BY p.id").fetchall()
+            else:
+                for chunk in chunks(list(ids), 500):
+                    rows += j.conn.execute(f"{cols} WHERE p.item_id IN ({','.join('?' * len(chunk))}) "
+                                           "ORDER BY p.id", chunk).fetchall()
+        dim = len(rows[0][2]) // 4 if rows else 0
+        vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)), vecs,
+                [scopes.from_columns(r[3:6]) for r in rows],
+                [float(r[6]) for r in rows])
+
+    def missing(self, longer_than: int) -> list[tuple[int, str]]:
+        """(id, text) of items longer than ``longer_than`` characters that have no passages."""
+        j = self._journal
+        with j.lock:
+            return j.conn.execute(
+                "SELECT id, text FROM items WHERE length(text) > ? AND id NOT IN (SELECT item_id FROM passages) "
+                "ORDER BY id", (longer_than,)).fetchall()
+
+    def add(self, rows: Sequence[tuple[int, int, int, np.ndarray]]) -> None:
+        """Store passages (item id, start, end, embedding) of existing items, in one transaction."""
+        with self._journal.tx() as c:
+            c.executemany("INSERT INTO passages (item_id, start, end, embedding) VALUES (?, ?, ?, ?)",
+                          [(i, a, b, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for i, a, b, v in rows])
