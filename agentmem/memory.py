@@ -186,7 +186,7 @@ class Memory:
         """Store many texts in one scope, embedding in batches; ids in input order. Everything is
         validated before anything is stored. A progress bar shows for large inputs (or ``progress=True``).
         Each batch of ``batch_size`` is one journal transaction and, once STM is full, one
-        consolidation: 2,048 rather than 512 took 100k given vectors from 4,070 to 4,480 items/s."""
+        consolidation (see docs/benchmarks.md for the batch size chosen)."""
         self._check_open(write=True)
         if isinstance(texts, str) or int(batch_size) < 1:
             raise validate.InvalidInputError("texts must be a list of strings (for one text use remember()) "
