@@ -86,7 +86,11 @@ class Memory:
         self.embedder_name, self.dim = self.ltm.embedder(self.config.embedder)
         self.stm = ShortTermMemory(self.dim, self.config.stm_items, self.config.stm_bytes, lexicon=True)
         self.ltm.open_caches(self.dim, self._embed, lambda: getattr(self.embedder, "passage_chars", None))
-        self._load_stm()
+        self._stores = retrieval.Stores(self.config, self.ltm.journal, self.ltm.vector, self.ltm.passages, self.stm,
+                                        self.ltm.graph, self.dim)  # what recall reads
+        items, vecs = self.ltm.short_term()
+        if items:
+            self.stm.add(items, vecs)
 
     # the stores, as plugins and tools read them
     @property
@@ -122,13 +126,6 @@ class Memory:
     @property
     def embedder(self) -> Any:
         return get_embedder(self.embedder_name)
-
-    def _load_stm(self) -> None:
-        items = list(self.journal.iter_items(tier="stm"))
-        if items:
-            ids, vecs, _ = self.journal.vectors([i.id for i in items])
-            order = {int(i): r for r, i in enumerate(ids)}
-            self.stm.add(items, vecs[[order[i.id] for i in items]])
 
     def close(self) -> None:
         """Flush caches and release the write lock. Safe to call twice."""
@@ -364,11 +361,17 @@ class Memory:
         qvec = (validate.vectors(embedding, 1, self.dim) if embedding is not None else self._embed([query]))[0]
         with self._lock:
             self._check_open()
-            q = retrieval.Query(self, query, qvec, k, scope_, filters, t0, t1)
+            q = retrieval.Context(self._stores, retrieval.Query(query, qvec, k, scope_, filters, t0, t1),
+                                  self._candidates)
             hits = pick_hits(q, retrieval.search(q), self.journal.get_items, self.stm.__contains__)
             for hit in hits:
                 self._uses[hit.id] = self._uses.get(hit.id, 0) + 1
         return hits
+
+    def _candidates(self, text: str, scope: dict[str, str], k: int) -> list[tuple[str, list[int]]]:
+        """Each ``recall_candidates`` plugin's ranked ids (the hook receives this memory)."""
+        return [(impl.plugin_name, list(impl.function(memory=self, query=text, scope=scope, k=k) or []))
+                for impl in hook().recall_candidates.get_hookimpls()]
 
     def search_vectors(self, vectors: Any, k: int = 10, scope: dict[str, str] | None = None,
                        filters: dict[str, Any] | None = None, since: Any = None, until: Any = None

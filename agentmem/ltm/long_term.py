@@ -28,6 +28,7 @@ from agentmem.plugins import get, get_embedder, registry
 
 if TYPE_CHECKING:
     from agentmem.consolidation import ConsolidationPlan
+    from agentmem.types import Item
 
 log = logging.getLogger("agentmem")
 JOURNAL_FILE = "journal.sqlite3"
@@ -199,6 +200,16 @@ class LongTermMemory:
             self.lag.append(message)
         else:
             self.notice(message)
+
+    def short_term(self) -> tuple[list[Item], np.ndarray]:
+        """The items the journal holds in the STM tier, in id order, with their embeddings row for
+        row: what a memory's short-term memory starts with when it opens."""
+        items = list(self.journal.iter_items(tier="stm"))
+        if not items:
+            return [], np.zeros((0, self.dim), dtype=np.float32)
+        ids, vecs, _ = self.journal.vectors([i.id for i in items])
+        order = {int(i): r for r, i in enumerate(ids)}
+        return items, vecs[[order[i.id] for i in items]]
 
     # --- changes ------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ exactly the query (the same :func:`agentmem.statement.normal_form`) gains ``Conf
 puts it first.
 
 The dense score of a long text is the best cosine of its own vector and its passages'
-(:mod:`agentmem.ltm.passages`). The fused score only ranks; :attr:`Query.cosines` keeps each
+(:mod:`agentmem.ltm.passages`). The fused score only ranks; :attr:`Context.cosines` keeps each
 candidate's cosine, and :func:`matched` says how many of the query's words a text has: what a hit
 reports for a caller to threshold on.
 """
@@ -28,9 +28,9 @@ reports for a caller to threshold on.
 from __future__ import annotations
 
 from agentmem.recall.fusion import Evidence, Fuser, mmr
-from agentmem.recall.query import DIRECT, STOPWORDS, Query, item_matcher, lexical_text
+from agentmem.recall.query import DIRECT, STOPWORDS, Candidates, Context, Query, Stores, item_matcher, lexical_text
 from agentmem.recall.search import search
 from agentmem.recall.terms import QueryTerms, matched, query_terms, text_terms
 
-__all__ = ["DIRECT", "STOPWORDS", "Evidence", "Fuser", "Query", "QueryTerms", "item_matcher", "lexical_text", "matched",
-           "mmr", "query_terms", "search", "text_terms"]
+__all__ = ["DIRECT", "STOPWORDS", "Candidates", "Context", "Evidence", "Fuser", "Query", "QueryTerms", "Stores",
+           "item_matcher", "lexical_text", "matched", "mmr", "query_terms", "search", "text_terms"]

@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from agentmem import scope as scopes
 from agentmem.recall.fusion import Evidence
-from agentmem.recall.query import STATS_SAMPLE, Query
-
-if TYPE_CHECKING:
-    from agentmem.memory import Memory
-
+from agentmem.recall.query import STATS_SAMPLE, Context, Stores
 
 PROBE = (5 / 4, 4)  # a filter is checked on these many times the candidates a list takes, in turn
 
 
-def probe_filter(q: Query, n: int) -> list[tuple[int, float]] | None:
+def probe_filter(q: Context, n: int) -> list[tuple[int, float]] | None:
     """The scope's best vector matches that pass ``q.filters``, best first, when they answer the dense
     list exactly: at least ``n`` of the first ``PROBE[j] * n`` pass, or those were every item of the
     scope. None when the filter is too selective for them (the caller then lists the ids it allows).
     A broad filter is answered by the first, small probe; a middling one by the second. Checking a
     few dozen rows costs less than the lexical lists do; listing the ids a 99% filter allows read
     every row of the scope (133 ms per recall at 100k items in one scope)."""
-    mem = q.memory
+    mem = q.stores
     mask = q.mask  # the scope and time bounds, no id list yet
     in_scope = len(mem.vector) if mask is None else int(np.count_nonzero(mask))
     for factor in PROBE:
@@ -40,10 +35,10 @@ def probe_filter(q: Query, n: int) -> list[tuple[int, float]] | None:
     return None
 
 
-def dense_list(q: Query, n: int, probe: list[tuple[int, float]] | None = None) -> Evidence:
+def dense_list(q: Context, n: int, probe: list[tuple[int, float]] | None = None) -> Evidence:
     """Cosine evidence from the vector cache and STM (``probe``: the vector matches, already found
     by :func:`probe_filter`); stats from a sample of the whole scope."""
-    mem = q.memory
+    mem = q.stores
     # the scope alone names its mask: the vector cache may then reuse the sample of a large scope
     key = None if q.allowed is not None or q.since is not None or q.until is not None else scopes.name(q.scope)
     if probe is None:
@@ -62,20 +57,20 @@ def dense_list(q: Query, n: int, probe: list[tuple[int, float]] | None = None) -
     return Evidence("vector", mem.config.weight_vector, hits, mean, max(std, 1e-6), mean)
 
 
-def vectors_of(memory: Memory, ids: list[int]) -> np.ndarray:
+def vectors_of(stores: Stores, ids: list[int]) -> np.ndarray:
     """Embeddings of ``ids`` from the vector cache or STM, shape (len(ids), dim); zeros if neither."""
-    out = np.zeros((len(ids), memory.dim), dtype=np.float32)
-    cached = [j for j, i in enumerate(ids) if i in memory.vector]
+    out = np.zeros((len(ids), stores.dim), dtype=np.float32)
+    cached = [j for j, i in enumerate(ids) if i in stores.vector]
     if cached:
-        out[cached] = memory.vector.vectors_of([ids[j] for j in cached])
-    rest = [j for j, i in enumerate(ids) if i not in memory.vector and i in memory.stm]
+        out[cached] = stores.vector.vectors_of([ids[j] for j in cached])
+    rest = [j for j, i in enumerate(ids) if i not in stores.vector and i in stores.stm]
     if rest:
-        rows = {e.item.id: r for r, e in enumerate(memory.stm.entries())}
-        out[rest] = memory.stm.embeddings()[[rows[ids[j]] for j in rest]]
+        rows = {e.item.id: r for r, e in enumerate(stores.stm.entries())}
+        out[rest] = stores.stm.embeddings()[[rows[ids[j]] for j in rest]]
     return out
 
 
-def fill_dense(q: Query, dense: Evidence, ids: Iterable[int]) -> None:
+def fill_dense(q: Context, dense: Evidence, ids: Iterable[int]) -> None:
     """Exact cosines for candidates the dense list did not return itself."""
     scores, stm = dense.scores, q.stm_scores
     missing = [i for i in ids if i not in scores]
@@ -84,7 +79,7 @@ def fill_dense(q: Query, dense: Evidence, ids: Iterable[int]) -> None:
     ltm = [i for i in missing if i not in stm]  # STM items in scope: their cosines are at hand
     scores.update((i, stm[i]) for i in missing if i in stm)
     if ltm:
-        scores.update(zip(ltm, q.memory.vector.scores_of(ltm, q.vec).tolist(), strict=True))
-    if len(q.memory.passages):
-        for i, s in q.memory.passages.best_of(missing, q.vec).items():
+        scores.update(zip(ltm, q.stores.vector.scores_of(ltm, q.vec).tolist(), strict=True))
+    if len(q.stores.passages):
+        for i, s in q.stores.passages.best_of(missing, q.vec).items():
             scores[i] = max(scores[i], s)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from agentmem.recall.query import DIRECT, Query
+from agentmem.recall.query import DIRECT, Context
 from agentmem.recall.terms import matched, query_terms
 from agentmem.types import Hit, Item, Source
 
 
-def pick_hits(q: Query, ranked: Sequence[tuple[int, float, set[str]]],
+def pick_hits(q: Context, ranked: Sequence[tuple[int, float, set[str]]],
               read: Callable[[list[int]], dict[int, Item]], in_stm: Callable[[int], bool]) -> list[Hit]:
     """The first ``q.k`` of ``ranked`` (id, fused score, the evidence that found it) that exist and
     pass ``q.keep``, as hits. ``read`` reads items by id; ``in_stm`` says whether an id is in STM.

@@ -10,18 +10,18 @@ from agentmem import scope as scopes
 from agentmem.lexicon import Stats
 from agentmem.ltm.fulltext import query_words
 from agentmem.recall.fusion import Evidence
-from agentmem.recall.query import LEXICAL_DEPTH, Query
+from agentmem.recall.query import LEXICAL_DEPTH, Context
 
 
-def scope_size(q: Query) -> int:
-    ltm = len(q.memory.vector) if q.mask is None else int(np.count_nonzero(q.mask))
+def scope_size(q: Context) -> int:
+    ltm = len(q.stores.vector) if q.mask is None else int(np.count_nonzero(q.mask))
     return max(1, ltm + len(q.stm_scores))
 
 
-def lexical_list(q: Query, name: str, weight: float, words: str, in_windows: bool,
+def lexical_list(q: Context, name: str, weight: float, words: str, in_windows: bool,
              since: float | None = None, until: float | None = None) -> Evidence:
     """BM25 evidence; the scope's distribution counts every unmatched item as scoring 0."""
-    mem = q.memory
+    mem = q.stores
     budget = mem.config.lexical_budget
     if in_windows:  # a window holds about (2w + 1) items' words: keep the same cost bound
         budget = max(1, budget // (2 * q.width + 1))
@@ -43,11 +43,11 @@ def lexical_list(q: Query, name: str, weight: float, words: str, in_windows: boo
     return Evidence(name, weight, scores, mean, max(std, 1e-12), floor, ordered=True)  # rows come best first
 
 
-def with_stm(q: Query, rows: list[tuple[int, float]], words: list[str], table: str,
+def with_stm(q: Context, rows: list[tuple[int, float]], words: list[str], table: str,
               since: float | None, until: float | None) -> list[tuple[int, float]]:
     """``rows`` (the full-text index's matches, best first) merged with the STM items' BM25 scores
     (:mod:`agentmem.lexicon`: STM items are indexed only when consolidated), best first."""
-    mem = q.memory
+    mem = q.stores
     in_windows = table == "windows_fts"
     lexicon = mem.stm.grams if table == "grams_fts" else mem.stm.lexicon
     if lexicon is None or not len(lexicon) or not words or (in_windows and q.width <= 0):

@@ -1,5 +1,7 @@
-"""What one recall asks: the resolved query, the stopwords left out of its lexical part, and the
-Python form of its scope, filter and time restriction (the same meaning as the journal's SQL)."""
+"""What one recall asks and what it reads: the frozen :class:`Query`, the :class:`Stores` recall
+reads (not the ``Memory`` that owns them), the :class:`Context` one recall resolves once, the
+stopwords left out of its lexical part, and the Python form of its scope, filter and time
+restriction (the same meaning as the journal's SQL)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,16 @@ from agentmem.ltm.fulltext import query_words
 from agentmem.types import Item
 
 if TYPE_CHECKING:
-    from agentmem.memory import Memory
+    from agentmem.config import Config
+    from agentmem.ltm.graph import KnowledgeGraph
+    from agentmem.ltm.journal import Journal
+    from agentmem.ltm.passages import PassageIndex
+    from agentmem.ltm.vector import VectorIndex
+    from agentmem.stm import ShortTermMemory
+
+# (query text, scope, k) -> [(plugin name, ranked ids)]: the ``recall_candidates`` hooks, called by
+# the owning Memory (a hook receives the memory by contract; recall itself never holds it)
+Candidates = Callable[[str, dict[str, str], int], list[tuple[str, list[int]]]]
 
 
 DIRECT = frozenset({"vector", "lexical", "context", "grams", "time", "exact"})  # evidence that found an item itself
@@ -36,18 +47,46 @@ STOPWORDS = frozenset({
 })
 
 
-@dataclass
-class Query:
-    """Everything one recall needs, resolved once."""
+@dataclass(frozen=True)
+class Stores:
+    """What recall reads: a memory's configuration and stores, without the memory."""
 
-    memory: Memory
+    config: Config
+    journal: Journal
+    vector: VectorIndex
+    passages: PassageIndex
+    stm: ShortTermMemory
+    graph: KnowledgeGraph
+    dim: int
+
+
+@dataclass(frozen=True)
+class Query:
+    """What one recall asks, validated: the text, its unit embedding (dim,), how many hits, the
+    scope, metadata filters and event-time bounds."""
+
     text: str
-    vec: np.ndarray  # (dim,) unit query embedding
+    vec: np.ndarray
     k: int
     scope: dict[str, str]
     filters: dict[str, Any] | None
     since: float | None
     until: float | None
+
+
+def _no_candidates(text: str, scope: dict[str, str], k: int) -> list[tuple[str, list[int]]]:
+    return []
+
+
+@dataclass
+class Context:
+    """One recall: the stores it reads, the query, plugin candidates, and what :func:`search`
+    resolves once for every kind of evidence (the restriction as ids and vector rows, the STM
+    cosines, the candidates' cosines). The query's fields read through (``ctx.text``, ``ctx.scope``...)."""
+
+    stores: Stores
+    query: Query
+    candidates: Candidates = _no_candidates
     allowed: np.ndarray | None = None  # ids passing filters/time bounds (None: no such restriction)
     allowed_set: set[int] = field(default_factory=set)
     width: int = 0  # context window width of this memory
@@ -56,6 +95,34 @@ class Query:
     stm_scores: dict[int, float] = field(default_factory=dict)  # cosine of every STM item in scope
     top_id: int = 0  # the highest item id (document frequencies are cached relative to it)
     cosines: dict[int, float] = field(default_factory=dict)  # candidate -> its (best passage) cosine
+
+    @property
+    def text(self) -> str:
+        return self.query.text
+
+    @property
+    def vec(self) -> np.ndarray:
+        return self.query.vec
+
+    @property
+    def k(self) -> int:
+        return self.query.k
+
+    @property
+    def scope(self) -> dict[str, str]:
+        return self.query.scope
+
+    @property
+    def filters(self) -> dict[str, Any] | None:
+        return self.query.filters
+
+    @property
+    def since(self) -> float | None:
+        return self.query.since
+
+    @property
+    def until(self) -> float | None:
+        return self.query.until
 
 
 def lexical_text(query: str) -> str:

@@ -7,13 +7,13 @@ from agentmem.recall.boosts import boost_exact, expand_by_graph, plugin_lists, t
 from agentmem.recall.dense import dense_list, fill_dense, probe_filter, vectors_of
 from agentmem.recall.fusion import Fuser, mmr
 from agentmem.recall.lexical import lexical_list
-from agentmem.recall.query import Query, item_matcher, lexical_text
+from agentmem.recall.query import Context, item_matcher, lexical_text
 
 
-def search(q: Query) -> list[tuple[int, float, set[str]]]:
+def search(q: Context) -> list[tuple[int, float, set[str]]]:
     """Fused recall: every candidate as (id, score, names of the evidence that found it), best first.
     Ids from plugins may lie outside the scope: the caller checks each item it keeps (``q.keep``)."""
-    cfg, mem = q.memory.config, q.memory
+    cfg, mem = q.stores.config, q.stores
     n = max(cfg.candidates, 2 * q.k)
     # Time bounds need no id list: the vector cache, the passages and the full-text queries bound
     # item times themselves, and every hit is checked (q.keep); listing the ids of a time window read
@@ -64,6 +64,6 @@ def search(q: Query) -> list[tuple[int, float, set[str]]]:
     q.cosines = lists[0].scores
     order = sorted(scores, key=lambda i: (-scores[i], i))
     if cfg.diversity > 0:
-        order = mmr(order[: max(3 * q.k, 50)], scores, vectors_of(q.memory, order[: max(3 * q.k, 50)]),
+        order = mmr(order[: max(3 * q.k, 50)], scores, vectors_of(q.stores, order[: max(3 * q.k, 50)]),
                     cfg.diversity, q.k)
     return [(i, scores[i], origin[i]) for i in order]
