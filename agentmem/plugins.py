@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,13 +56,37 @@ def load_plugins() -> pluggy.PluginManager:
             if pm.get_plugin(name) is None:
                 pm.register(importlib.import_module(name), name=name)
         allow = os.environ.get("AGENTMEM_LOAD_PLUGINS")
-        if allow is None:
-            pm.load_setuptools_entrypoints("agentmem")
-        else:
-            wanted = {w.strip() for w in allow.split(",") if w.strip()}
-            _load_allowed(wanted)
+        with _validated("an installed plugin"):
+            if allow is None:
+                pm.load_setuptools_entrypoints("agentmem")
+            else:
+                wanted = {w.strip() for w in allow.split(",") if w.strip()}
+                _load_allowed(wanted)
+            _check_pending()
         _loaded = True
         return pm
+
+
+@contextlib.contextmanager
+def _validated(what: str) -> Iterator[None]:
+    """pluggy's validation errors (a hook implemented with argument names its spec lacks) as PluginError."""
+    try:
+        yield
+    except pluggy.PluginValidationError as exc:
+        why = " ".join(str(exc).split())  # pluggy's message spans lines
+        raise PluginError(f"{what} does not match agentmem's hooks: {why}; see `agentmem plugins` and "
+                          "docs/plugins.md for each hook's arguments") from exc
+
+
+def _check_pending() -> None:
+    """Every hook implementation must name a hook agentmem has: a misspelt one (``recal_candidates``)
+    would otherwise never be called, silently."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        known = sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "agentmem_spec"))
+        why = " ".join(str(exc).split())
+        raise PluginError(f"{why}: not an agentmem hook; the hooks are: {', '.join(known)}") from exc
 
 
 def _load_allowed(wanted: set[str]) -> None:
@@ -78,8 +103,15 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
     global _registry
     load_plugins()
     with _lock:
-        pm.register(plugin, name=name)
+        with _validated(f"plugin {name or plugin!r}"):
+            pm.register(plugin, name=name)
+        try:
+            _check_pending()
+        except PluginError:
+            pm.unregister(plugin)
+            raise
         _registry = None
+        _embedders.clear()  # an embedder name may now mean another factory
 
 
 def unregister_plugin(name: str) -> None:
@@ -88,6 +120,7 @@ def unregister_plugin(name: str) -> None:
     with _lock:
         pm.unregister(name=name)
         _registry = None
+        _embedders.clear()
 
 
 def _build_registry() -> dict[str, dict[str, Entry]]:

@@ -1,18 +1,26 @@
-"""Shared fixtures. ``SHARED`` is ../shared/data; tests that need it skip with a message when absent."""
+"""Shared fixtures. ``SHARED`` is ../shared/data; tests that need it skip with a message when absent.
+
+Plugin loading is hermetic: only this repository's first-party plugin packages (``plugins/*``) load
+from entry points, so an agentmem plugin a developer has installed elsewhere cannot change what the
+suite sees (tests that want fewer set ``AGENTMEM_LOAD_PLUGINS`` themselves)."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import agentmem
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 LONG = bool(os.environ.get("AGENTMEM_LONG"))
+FIRST_PARTY = sorted(m.group(1) for p in ROOT.glob("plugins/*/pyproject.toml")
+                     if (m := re.search(r'^name = "([^"]+)"', p.read_text(), re.M)))
+os.environ.setdefault("AGENTMEM_LOAD_PLUGINS", ",".join(FIRST_PARTY))  # before any plugin loads
+
+import agentmem  # noqa: E402
 
 
 def shared(path: str) -> Path:

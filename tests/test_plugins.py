@@ -135,6 +135,51 @@ def test_duplicate_registration_names_both_plugins(recorder: Recorder) -> None:
         plugins.unregister_plugin("clash")
 
 
+def test_a_misspelt_or_mismatched_hook_is_a_plugin_error_and_registers_nothing() -> None:
+    class Misspelt:
+        @agentmem.hookimpl
+        def recal_candidates(self, memory, query, scope, k):  # type: ignore[no-untyped-def]
+            return []
+
+    class WrongArguments:
+        @agentmem.hookimpl
+        def recall_candidates(self, memory, text):  # type: ignore[no-untyped-def]
+            return []
+
+    with pytest.raises(PluginError, match=r"recal_candidates.*the hooks are: .*recall_candidates"):
+        plugins.register_plugin(Misspelt(), name="misspelt")
+    with pytest.raises(PluginError, match=r"does not match agentmem's hooks.*text"):
+        plugins.register_plugin(WrongArguments(), name="wrong-arguments")
+    assert plugins.pm.get_plugin("misspelt") is None and plugins.pm.get_plugin("wrong-arguments") is None
+    plugins.load_plugins().check_pending()  # nothing pending was left behind
+
+
+def test_re_registering_an_embedder_name_gives_the_new_factory() -> None:
+    class First(TinyEmbedder):
+        pass
+
+    class Second(TinyEmbedder):
+        pass
+
+    def plugin_for(cls: type) -> object:
+        class Provides:
+            @agentmem.hookimpl
+            def register_embedders(self, register):  # type: ignore[no-untyped-def]
+                register("swappable", cls)
+        return Provides()
+
+    plugins.register_plugin(plugin_for(First), name="swap")
+    try:
+        assert type(plugins.get_embedder("swappable")) is First
+    finally:
+        plugins.unregister_plugin("swap")
+    plugins.register_plugin(plugin_for(Second), name="swap")
+    try:
+        assert type(plugins.get_embedder("swappable")) is Second  # not the instance built for First
+    finally:
+        plugins.unregister_plugin("swap")
+
+
 def test_lifecycle_hooks(recorder: Recorder, tmp_path: Path) -> None:
     with agentmem.Memory(tmp_path / "m", embedder="tiny") as mem:
         assert mem.dim == 3  # the dimension comes from the embedder
