@@ -18,14 +18,16 @@ from agentmem.hookspecs import hookimpl
 from agentmem.types import Event, Fact, Hit, Item
 
 if TYPE_CHECKING:
+    from agentmem.client import Client
     from agentmem.devices import device
     from agentmem.loop import Agent
     from agentmem.memory import Memory
 
 __version__ = "0.1.0"
-__all__ = ["Agent", "Config", "Event", "Fact", "Hit", "Item", "Memory", "device", "errors", "hookimpl"]
+__all__ = ["Agent", "Client", "Config", "Event", "Fact", "Hit", "Item", "Memory", "device", "errors", "hookimpl"]
 
-_LAZY = {"Memory": "agentmem.memory", "Agent": "agentmem.loop", "device": "agentmem.devices"}
+_LAZY = {"Memory": "agentmem.memory", "Client": "agentmem.client", "Agent": "agentmem.loop",
+         "device": "agentmem.devices"}
 
 
 def __getattr__(name: str) -> Any:

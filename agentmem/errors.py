@@ -76,3 +76,15 @@ class ModelError(AgentMemError):
 
 class PluginError(AgentMemError):
     """A plugin failed to load or two plugins registered the same name."""
+
+
+class AuthError(AgentMemError):
+    """A request to ``agentmem serve`` carried no API key, an unknown one or a revoked one (HTTP 401)."""
+
+
+class ScopeDeniedError(AgentMemError):
+    """A request reached outside its API key's scope, or wrote with a read-only key (HTTP 403)."""
+
+
+class RequestTooLargeError(InvalidInputError):
+    """A request body or batch over the server's bounds (HTTP 413); split it."""

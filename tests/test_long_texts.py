@@ -102,7 +102,8 @@ def test_a_journal_from_before_passages_gets_them_and_its_grams_when_a_writer_op
         mem.remember_many(["👍👍👍", *SHORT])
         mem.consolidate()
     conn = sqlite3.connect(path / "journal.sqlite3")  # as schema 5 left it
-    conn.executescript("DROP TABLE passages; DROP TABLE grams_fts; DELETE FROM meta WHERE key = 'passage_chars'; "
+    conn.executescript("DROP TABLE passages; DROP TABLE grams_fts; DROP TABLE api_keys; "
+                       "DELETE FROM meta WHERE key = 'passage_chars'; "
                        "PRAGMA user_version = 5;")
     conn.close()
     with agentmem.Memory(path) as mem:

@@ -132,7 +132,8 @@ def test_a_journal_from_before_statement_hashes_is_rehashed(tmp_path: Path) -> N
         mem.consolidate()
     conn = sqlite3.connect(tmp_path / "m" / "journal.sqlite3")
     conn.execute("UPDATE items SET content_hash = ?", (hashlib.sha256(b"I love it.").digest()[:8],))
-    conn.executescript("DROP TABLE passages; DROP TABLE grams_fts; PRAGMA user_version = 4;")  # as schema 4 was
+    conn.executescript("DROP TABLE passages; DROP TABLE grams_fts; DROP TABLE api_keys; "
+                       "PRAGMA user_version = 4;")  # as schema 4 was
     conn.commit()
     conn.close()
     with agentmem.Memory(tmp_path / "m", embedder="hash") as mem:

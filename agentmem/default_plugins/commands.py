@@ -22,3 +22,7 @@ def register_commands(cli: click.Group) -> None:
     from agentmem.runner import run
 
     cli.add_command(run)
+    from agentmem.serve.cli import keys, serve
+
+    cli.add_command(serve)
+    cli.add_command(keys)

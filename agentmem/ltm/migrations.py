@@ -95,6 +95,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX passages_item ON passages (item_id);
     CREATE VIRTUAL TABLE grams_fts USING fts5 (text, content='', tokenize='unicode61');
     """,
+    # 7: API keys of `agentmem serve` (agentmem.serve.keys): a key's sha256 only, never the key; its
+    # scope (NULL: not restricted on that field), read-only and admin flags; revoked keys are kept
+    """
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        user TEXT, agent TEXT, session TEXT,
+        read_only INTEGER NOT NULL DEFAULT 0,
+        admin INTEGER NOT NULL DEFAULT 0,
+        note TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    """,
 ]
 
 

@@ -1,0 +1,292 @@
+"""The REST API of ``agentmem serve`` (FastAPI): the ``Memory`` API over HTTP, under ``/v1``.
+
+Every route checks the request's key the same way (:func:`agentmem.serve.keys.narrowed`): a request
+may narrow its key's scope, never widen it (403, never an empty answer that hides the attempt); an
+admin key reaches every scope; a server whose memory has no key yet (it listens on loopback only)
+serves every scope. Writes answer 200 only after the journal commit, as ``Memory.remember`` returns.
+Every ``agentmem.errors`` class maps to one status (:data:`STATUS`) with a JSON body
+``{"error": {"type", "message"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from agentmem import errors
+from agentmem.memory import Memory
+from agentmem.serve.keys import ApiKey, KeyStore, narrowed, reaches
+from agentmem.types import Fact, Hit, Item
+
+MAX_BODY = 16 << 20  # bytes of one request body
+MAX_BATCH = 1_000  # items of one POST /v1/memories
+MAX_K = 1_000  # hits of one recall
+
+# most specific first: the first class an error is an instance of gives its status
+STATUS: list[tuple[type[errors.AgentMemError], int]] = [
+    (errors.AuthError, 401), (errors.ScopeDeniedError, 403), (errors.ReadOnlyError, 403),
+    (errors.RequestTooLargeError, 413), (errors.NotFoundError, 404), (errors.InvalidInputError, 422),
+    (errors.ModelError, 422), (errors.EmbedderMismatchError, 409), (errors.MemoryLockedError, 503),
+    (errors.MemoryClosedError, 503), (errors.SchemaError, 500), (errors.CorruptionError, 500),
+    (errors.MemoryPathError, 500), (errors.PluginError, 500), (errors.AgentMemError, 500),
+]
+
+
+def status_of(exc: errors.AgentMemError) -> int:
+    return next(code for cls, code in STATUS if isinstance(exc, cls))
+
+
+def error_body(kind: str, message: str) -> dict[str, Any]:
+    return {"error": {"type": kind, "message": message}}
+
+
+class MemoryIn(BaseModel):
+    text: str
+    metadata: dict[str, Any] | None = None
+    scope: dict[str, str] | None = None
+    time: float | str | None = Field(None, description="when the event happened: unix seconds or ISO-8601")
+    embedding: list[float] | None = Field(None, description="the text's embedding, to skip the embedder")
+
+
+class MemoriesIn(BaseModel):
+    """One memory (``text``...) or many (``items``)."""
+
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+    scope: dict[str, str] | None = None
+    time: float | str | None = None
+    embedding: list[float] | None = None
+    items: list[MemoryIn] | None = None
+
+
+class Ids(BaseModel):
+    ids: list[int]
+
+
+class RecallIn(BaseModel):
+    query: str
+    k: int = 10
+    scope: dict[str, str] | None = None
+    filters: dict[str, Any] | None = None
+    since: float | str | None = None
+    until: float | str | None = None
+    embedding: list[float] | None = None
+
+
+class HitOut(BaseModel):
+    id: int
+    text: str
+    score: float
+    metadata: dict[str, Any]
+    source: str
+    scope: dict[str, str]
+    event_time: float | None
+    cosine: float | None
+    matched: float | None
+
+
+class Hits(BaseModel):
+    hits: list[HitOut]
+
+
+class ItemOut(BaseModel):
+    id: int
+    text: str
+    metadata: dict[str, Any]
+    scope: dict[str, str]
+    created_at: float
+    event_time: float | None
+    tier: str
+    count: int
+    importance: float
+    merged_into: int | None
+
+
+class FactIn(BaseModel):
+    subject: str
+    relation: str
+    object: str
+    item: int | None = None
+    scope: dict[str, str] | None = None
+
+
+class FactOut(BaseModel):
+    subject: str
+    relation: str
+    object: str
+    item: int | None
+
+
+class Facts(BaseModel):
+    facts: list[FactOut]
+
+
+class Entities(BaseModel):
+    entities: list[str]
+
+
+def hit_out(h: Hit) -> HitOut:
+    return HitOut(id=h.id, text=h.text, score=h.score, metadata=h.metadata, source=h.source, scope=h.scope,
+                  event_time=h.event_time, cosine=h.cosine, matched=h.matched)
+
+
+def item_out(i: Item) -> ItemOut:
+    return ItemOut(id=i.id, text=i.text, metadata=i.metadata, scope=i.scope, created_at=i.created_at,
+                   event_time=i.event_time, tier=i.tier, count=i.count, importance=i.importance,
+                   merged_into=i.merged_into)
+
+
+def fact_out(f: Fact) -> FactOut:
+    return FactOut(subject=f.subject, relation=f.relation, object=f.object, item=f.item)
+
+
+def create_app(memory: Memory) -> FastAPI:
+    """The app serving ``memory`` (opened for writing by the caller, who closes it)."""
+    keys = KeyStore(memory.journal)
+    app = FastAPI(title="agentmem", version="1", description=__doc__)
+
+    @app.exception_handler(errors.AgentMemError)
+    async def agentmem_error(request: Request, exc: errors.AgentMemError) -> JSONResponse:
+        return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=status_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return JSONResponse(error_body("InvalidInputError", f"the request does not match the schema: {where}"),
+                            status_code=422)
+
+    @app.middleware("http")
+    async def bounded(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return JSONResponse(error_body("RequestTooLargeError", f"request body over {MAX_BODY} bytes; "
+                                           "send fewer items per request"), status_code=413)
+        return await call_next(request)
+
+    def key(request: Request) -> ApiKey | None:
+        """The request's key; None on a server whose memory has no key yet (loopback only)."""
+        header = request.headers.get("authorization", "")
+        if not keys.any() and not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise errors.AuthError("this server needs an API key: send 'Authorization: Bearer <key>' "
+                                   "(`agentmem keys create PATH --user U` makes one)")
+        return keys.verify(token.strip())
+
+    Key = Depends(key)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness: the memory is open."""
+        return {"status": "ok", "path": str(memory.path)}
+
+    @app.post("/v1/memories", response_model=Ids)
+    def remember(body: MemoriesIn, k: ApiKey | None = Key) -> Ids:
+        """Remember one text or a batch (``items``); the ids, once the journal has committed them."""
+        if (body.items is None) == (body.text is None):
+            raise errors.InvalidInputError("send either 'text' (one memory) or 'items' (a list of them)")
+        items = body.items if body.items is not None else [MemoryIn(**body.model_dump(exclude={"items"}))]
+        if len(items) > MAX_BATCH:
+            raise errors.RequestTooLargeError(f"{len(items)} items in one request (max {MAX_BATCH}); split it")
+        groups: list[tuple[dict[str, str], bool, list[MemoryIn]]] = []  # runs of one scope, vectors or not
+        for item in items:
+            scope = narrowed(k, item.scope, write=True)
+            if groups and groups[-1][0] == scope and groups[-1][1] == (item.embedding is not None):
+                groups[-1][2].append(item)
+            else:
+                groups.append((scope, item.embedding is not None, [item]))
+        ids: list[int] = []
+        for scope, given, run in groups:
+            ids += memory.remember_many([i.text for i in run], [i.metadata for i in run], scope,
+                                        times=[i.time for i in run],
+                                        embeddings=[i.embedding for i in run] if given else None, progress=False)
+        return Ids(ids=ids)
+
+    @app.post("/v1/recall", response_model=Hits)
+    def recall(body: RecallIn, k: ApiKey | None = Key) -> Hits:
+        """The ``k`` most relevant memories inside the scope, fused from every kind of evidence."""
+        if body.k > MAX_K:
+            raise errors.InvalidInputError(f"k={body.k} is over this server's bound ({MAX_K})")
+        scope = narrowed(k, body.scope)
+        hits = memory.recall(body.query, body.k, scope, body.filters, body.since, body.until,
+                             embedding=body.embedding)
+        return Hits(hits=[hit_out(h) for h in hits])
+
+    def reachable(item_id: int, k: ApiKey | None) -> Item:
+        item = memory.get(item_id)
+        if not reaches(k, item.scope):
+            raise errors.ScopeDeniedError(f"item {item_id} is outside the scope of API key {k.id if k else ''}")
+        return item
+
+    @app.get("/v1/memories/{item_id}", response_model=ItemOut)
+    def get(item_id: int, k: ApiKey | None = Key) -> ItemOut:
+        """One memory as it was remembered (an item merged into another names it in ``merged_into``)."""
+        return item_out(reachable(item_id, k))
+
+    @app.delete("/v1/memories/{item_id}", response_model=Ids)
+    def forget(item_id: int, k: ApiKey | None = Key) -> Ids:
+        """Forget a memory everywhere, with the items merged into it; every id removed."""
+        narrowed(k, reachable(item_id, k).scope, write=True)
+        return Ids(ids=memory.forget(item_id))
+
+    @app.post("/v1/consolidate")
+    def consolidate(k: ApiKey | None = Key) -> dict[str, Any]:
+        """Move short-term memory into long-term memory now; counts of what happened."""
+        if k is not None and k.read_only:
+            raise errors.ScopeDeniedError(f"API key {k.id} is read-only")
+        report = memory.consolidate()
+        return {"promoted": len(report.promoted), "merged": len(report.merged), "facts": report.facts,
+                "forgotten": len(report.forgotten), "seconds": report.seconds}
+
+    @app.get("/v1/stats")
+    def stats(k: ApiKey | None = Key) -> dict[str, Any]:
+        """Counts and sizes of every store (of the whole memory: an admin key's view)."""
+        if k is not None and not k.admin:
+            raise errors.ScopeDeniedError("stats cover every scope: they need an admin key")
+        return memory.stats()
+
+    @app.post("/v1/graph/facts", response_model=FactOut)
+    def add_fact(body: FactIn, k: ApiKey | None = Key) -> FactOut:
+        """Add a fact (subject, relation, object), linked to an item or in a scope."""
+        if body.item is not None:
+            narrowed(k, reachable(body.item, k).scope, write=True)
+            scope = None
+        else:
+            scope = narrowed(k, body.scope, write=True)
+        return fact_out(memory.graph.add_fact(body.subject, body.relation, body.object, body.item, scope))
+
+    @app.get("/v1/graph/facts", response_model=Facts)
+    def facts(entity: str | None = None, relation: str | None = None, user: str | None = None,
+              agent: str | None = None, session: str | None = None, k: ApiKey | None = Key) -> Facts:
+        """Facts about ``entity`` (every fact of the scope when omitted), optionally of one relation."""
+        scope = narrowed(k, _scope(user, agent, session))
+        return Facts(facts=[fact_out(f) for f in memory.graph.facts(entity, relation, scope)])
+
+    @app.get("/v1/graph/neighbours", response_model=Entities)
+    def neighbours(entity: str, depth: int = 1, user: str | None = None, agent: str | None = None,
+                   session: str | None = None, k: ApiKey | None = Key) -> Entities:
+        """Entities within ``depth`` hops of ``entity``, nearest first."""
+        if not 1 <= depth <= 5:
+            raise errors.InvalidInputError("depth must be between 1 and 5")
+        scope = narrowed(k, _scope(user, agent, session))
+        return Entities(entities=memory.graph.neighbours(entity, depth, scope))
+
+    @app.get("/v1/graph/path", response_model=Entities)
+    def path(source: str, target: str, user: str | None = None, agent: str | None = None,
+             session: str | None = None, k: ApiKey | None = Key) -> Entities:
+        """The shortest chain of entities from ``source`` to ``target`` ([] when none)."""
+        scope = narrowed(k, _scope(user, agent, session))
+        return Entities(entities=memory.graph.path(source, target, scope))
+
+    return app
+
+
+def _scope(user: str | None, agent: str | None, session: str | None) -> dict[str, str] | None:
+    """A scope from query parameters; None when none is given (the key's scope applies)."""
+    scope = {name: v for name, v in (("user", user), ("agent", agent), ("session", session)) if v is not None}
+    return scope or None

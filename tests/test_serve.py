@@ -1,0 +1,239 @@
+"""``agentmem serve`` as a real uvicorn server on loopback, driven through ``agentmem.Client`` and raw
+HTTP: the Memory API's behaviour, scoped keys on every route, bounds and typed errors, and kill -9
+in the middle of a write stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+httpx = pytest.importorskip("httpx", reason="the server extra: pip install 'agentmem-toolkit[serve]'")
+pytest.importorskip("fastapi", reason="the server extra: pip install 'agentmem-toolkit[serve]'")
+
+import agentmem  # noqa: E402
+from agentmem import errors  # noqa: E402
+
+ENV = {**os.environ, "AGENTMEM_LOAD_PLUGINS": ""}  # built-ins only: the server is about the core
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``agentmem serve PATH`` in a child process, on a free loopback port."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.port = path, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "agentmem", "serve", str(path), "--port", str(self.port)],
+                                     env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError("server did not answer /healthz within 60 s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def make_memory(path: Path) -> None:
+    """A memory with the model-free hashing embedder (the server uses the one its journal records)."""
+    agentmem.Memory(path, embedder="hash").close()
+
+
+def keys(path: Path, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "agentmem", "keys", "create", str(path), *args, "--json"],
+                          env=ENV, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    make_memory(tmp_path / "mem")
+    s = Server(tmp_path / "mem")
+    yield s
+    s.stop()
+
+
+def test_the_memory_api_over_http_returns_the_same_types(server: Server) -> None:
+    with agentmem.Client(server.url) as c:
+        one = c.remember("Caroline went to the support group on 7 May 2023", {"topic": "support"},
+                         {"user": "u1"}, time="2023-05-07")
+        many = c.remember_many([f"order {n} shipped to warehouse {n % 7}" for n in range(30)],
+                               [{"n": n} for n in range(30)], {"user": "u1"})
+        assert len(set([one, *many])) == 31
+        hits = c.recall("When did Caroline go to the support group?", k=3, scope={"user": "u1"})
+        assert isinstance(hits[0], agentmem.Hit) and hits[0].id == one
+        assert hits[0].metadata == {"topic": "support"} and hits[0].scope == {"user": "u1"}
+        assert hits[0].event_time is not None and hits[0].source == "stm"
+        assert c.recall("order 12 shipped", k=1, scope={"user": "u1"}, filters={"n": 12})[0].id == many[12]
+        assert c.recall("Caroline", k=5, scope={"user": "someone else"}) == []
+        item = c.get(one)
+        assert isinstance(item, agentmem.Item) and item.text.startswith("Caroline") and item.tier == "stm"
+        report = c.consolidate()
+        assert report["promoted"] == 31
+        assert c.get(one).tier == "ltm"
+        vec = np.zeros(256, dtype=np.float32)
+        vec[3] = 1.0
+        given = c.remember("a text with its vector given", scope={"user": "u1"}, embedding=vec)
+        assert c.recall("anything", k=1, scope={"user": "u1"}, embedding=vec)[0].id == given
+        fact = c.add_fact("Caroline", "attended", "support group", item=one)
+        assert isinstance(fact, agentmem.Fact) and fact.item == one
+        assert c.facts("Caroline", scope={"user": "u1"}) == [fact]
+        assert c.neighbours("Caroline", scope={"user": "u1"}) == ["support group"]
+        assert c.path("Caroline", "support group", scope={"user": "u1"}) == ["Caroline", "support group"]
+        assert c.forget(one) == [one]
+        with pytest.raises(errors.NotFoundError):
+            c.get(one)
+        assert c.stats()["items"] == 31
+
+
+def test_bad_input_is_a_typed_error_never_a_500(server: Server) -> None:
+    with agentmem.Client(server.url) as c:
+        with pytest.raises(errors.InvalidInputError, match="k must"):
+            c.recall("x", k=0)
+        with pytest.raises(errors.InvalidInputError, match="empty"):
+            c.remember("   ")
+        with pytest.raises(errors.ScopeError):
+            c.remember("x", scope={"tenant": "t1"})
+        with pytest.raises(errors.DimensionError):
+            c.remember("x", embedding=[1.0, 0.0])
+        with pytest.raises(errors.NotFoundError):
+            c.forget(123456)
+    cases = [("POST", "/v1/memories", {}, 422), ("POST", "/v1/memories", {"text": "a", "items": []}, 422),
+             ("POST", "/v1/memories", {"items": [{"text": "a"}] * 1001}, 413),
+             ("POST", "/v1/recall", {"query": "x", "k": 10**6}, 422),
+             ("POST", "/v1/recall", {"query": "x", "filters": {"bad key": 1}}, 422),
+             ("POST", "/v1/recall", {"query": 5}, 422), ("GET", "/v1/memories/abc", None, 422),
+             ("GET", "/v1/graph/neighbours?entity=x&depth=99", None, 422)]
+    for method, route, body, status in cases:
+        r = httpx.request(method, server.url + route, json=body)
+        assert r.status_code == status, (route, body, r.text)
+        assert set(r.json()["error"]) == {"type", "message"}
+    r = httpx.post(server.url + "/v1/memories", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["type"] == "InvalidInputError"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:  # 64 MB announced, not sent
+        raw.sendall(b"POST /v1/memories HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 67108864\r\n\r\n")
+        assert raw.recv(4096).split(b"\r\n", 1)[0].endswith(b"413 Request Entity Too Large")
+    assert httpx.get(server.url + "/openapi.json").json()["paths"].keys() >= {"/v1/memories", "/v1/recall"}
+
+
+def test_a_key_reaches_its_scope_and_nothing_else(server: Server) -> None:
+    with agentmem.Client(server.url) as open_:  # no key yet: the loopback server serves every scope
+        bobs = open_.remember("bob's bank PIN is 4321", scope={"user": "bob"})
+    alice = keys(server.path, "--user", "alice")  # created while the server runs
+    reader = keys(server.path, "--user", "alice", "--read-only")
+    admin = keys(server.path, "--admin")
+    with agentmem.Client(server.url) as anonymous, pytest.raises(errors.AuthError):
+        anonymous.recall("PIN")  # keys exist now: every request needs one
+    with agentmem.Client(server.url, "am_00000000_" + "x" * 43) as forged, pytest.raises(errors.AuthError):
+        forged.recall("PIN")
+    with agentmem.Client(server.url, alice["key"]) as a:
+        mine = a.remember("alice keeps her notes in the red folder")  # the key's scope by default
+        assert a.get(mine).scope == {"user": "alice"}
+        narrow = a.remember("a note of one session", scope={"user": "alice", "session": "s1"})
+        assert [h.id for h in a.recall("red folder notes")] [:1] == [mine]
+        for widen in ({"user": "bob"}, {}, {"session": "s1"}):
+            with pytest.raises(errors.ScopeDeniedError, match="limited to scope"):
+                a.recall("PIN", scope=widen)
+            with pytest.raises(errors.ScopeDeniedError):
+                a.remember("planted", scope=widen)
+        for reach in (lambda: a.get(bobs), lambda: a.forget(bobs),
+                      lambda: a.add_fact("x", "y", "z", item=bobs), lambda: a.stats()):
+            with pytest.raises(errors.ScopeDeniedError):
+                reach()
+        assert a.recall("note of one session", scope={"user": "alice", "session": "s1"})[0].id == narrow
+        assert all(h.scope.get("user") == "alice" for h in a.recall("PIN bank bob", k=20))
+    with agentmem.Client(server.url, reader["key"]) as r:
+        assert r.get(mine).id == mine
+        for write in (lambda: r.remember("x"), lambda: r.forget(mine), lambda: r.consolidate()):
+            with pytest.raises(errors.ScopeDeniedError, match="read-only"):
+                write()
+    with agentmem.Client(server.url, admin["key"]) as root:
+        assert root.get(bobs).scope == {"user": "bob"} and root.stats()["items"] == 3
+    done = subprocess.run([sys.executable, "-m", "agentmem", "keys", "revoke", str(server.path), alice["id"]],
+                          env=ENV, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    with agentmem.Client(server.url, alice["key"]) as a, pytest.raises(errors.AuthError, match="revoked"):
+        a.recall("red folder")
+    listed = subprocess.run([sys.executable, "-m", "agentmem", "keys", "list", str(server.path), "--json"],
+                            env=ENV, capture_output=True, text=True, timeout=60)
+    rows = json.loads(listed.stdout)
+    assert {r["id"] for r in rows} == {alice["id"], reader["id"], admin["id"]}
+    assert all("key" not in r and "hash" not in r for r in rows)
+    journal = (server.path / "journal.sqlite3").read_bytes()
+    assert alice["key"].encode() not in journal  # only the hash is stored
+
+
+def test_listening_beyond_loopback_without_keys_is_refused(tmp_path: Path) -> None:
+    make_memory(tmp_path / "mem")
+    done = subprocess.run([sys.executable, "-m", "agentmem", "serve", str(tmp_path / "mem"), "--host", "0.0.0.0",
+                           "--port", str(free_port())], env=ENV, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "no API key" in done.stderr
+
+
+def test_kill_9_mid_stream_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    make_memory(tmp_path / "mem")
+    server = Server(tmp_path / "mem")
+    acked: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with agentmem.Client(server.url, timeout=5) as c:
+            n = 0
+            while not stop.is_set():
+                try:
+                    acked.extend(c.remember_many([f"stream note {n} {j}" for j in range(5)], scope={"user": "u"}))
+                except (httpx.HTTPError, errors.AgentMemError):
+                    return  # the server is gone: what was acknowledged is in `acked`
+                n += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    deadline = time.time() + 30
+    while len(acked) < 200 and time.time() < deadline:
+        time.sleep(0.01)
+    server.kill9()
+    stop.set()
+    t.join(timeout=30)
+    assert len(acked) >= 200
+    again = Server(tmp_path / "mem")  # the same directory, cleanly: the dead server's lock is stale
+    try:
+        with agentmem.Client(again.url) as c:
+            for i in acked:
+                assert c.get(i).text.startswith("stream note")
+    finally:
+        again.stop()
