@@ -7,6 +7,8 @@ server's error comes back as the same ``agentmem.errors`` class with the server'
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from agentmem import errors
+from agentmem.ltm.weights import WeightVersion, state_from_bytes
 from agentmem.types import Fact, Hit, Item
 
 
@@ -42,6 +45,7 @@ class Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.weights = RemoteWeights(self)  # memory.weights, over HTTP
 
     def close(self) -> None:
         self._http.close()
@@ -55,7 +59,7 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
 
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
+    def _call(self, method: str, path: str, *, raw: bool = False, **kw: Any) -> Any:
         response = self._http.request(method, path, **kw)
         if response.status_code >= 400:
             try:
@@ -71,7 +75,7 @@ class Client:
             except TypeError:  # a class that takes more than a message (EmbedderMismatchError)
                 error = errors.AgentMemError(f"{kind}: {message}")
             raise error
-        return response.json()
+        return response if raw else response.json()
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -153,3 +157,39 @@ class Client:
     def path(self, source: str, target: str, scope: dict[str, str] | None = None) -> list[str]:
         return list(self._call("GET", "/v1/graph/path",
                                params={"source": source, "target": target, **(scope or {})})["entities"])
+
+
+class RemoteWeights:
+    """``memory.weights`` of a server: names, versions, save (an admin key) and load."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def names(self) -> list[str]:
+        return sorted(self._client._call("GET", "/v1/weights")["weights"])
+
+    def versions(self, name: str) -> list[WeightVersion]:
+        found = self._client._call("GET", "/v1/weights")["weights"].get(name)
+        if found is None:
+            raise errors.NotFoundError(f"no weights named {name!r}")
+        return [WeightVersion(name, v["version"], v["sha256"], v["size"], v["metadata"], v["created_at"],
+                              v["current"]) for v in found]
+
+    def save(self, name: str, state: dict[str, Any], metadata: dict[str, Any] | None = None) -> int:
+        """Upload a state dict (torch tensors or numpy arrays) as the next version; its number."""
+        from safetensors.numpy import save
+
+        arrays = {k: np.ascontiguousarray(v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
+                  for k, v in state.items()}
+        params = {"metadata": json.dumps(metadata)} if metadata is not None else {}
+        return int(self._client._call("POST", f"/v1/weights/{name}", content=save(arrays), params=params,
+                                      headers={"content-type": "application/octet-stream"})["version"])
+
+    def load(self, name: str, version: int | None = None, framework: str = "pt") -> dict[str, Any]:
+        """Download a version (the current one by default), check its sha256, and read it."""
+        params = {} if version is None else {"version": version}
+        response = self._client._call("GET", f"/v1/weights/{name}/file", params=params, raw=True)
+        data = response.content
+        if hashlib.sha256(data).hexdigest() != response.headers.get("x-sha256"):
+            raise errors.CorruptionError(f"weights {name!r}: the download does not match its sha256")
+        return state_from_bytes(data, framework)

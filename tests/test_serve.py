@@ -118,6 +118,11 @@ def test_the_memory_api_over_http_returns_the_same_types(server: Server) -> None
         with pytest.raises(errors.NotFoundError):
             c.get(one)
         assert c.stats()["items"] == 31
+    text = httpx.get(server.url + "/metrics").text
+    assert 'agentmem_requests_total{route="/v1/recall",method="POST",status="200"} 4' in text
+    assert 'agentmem_requests_total{route="/v1/memories/{item_id}",method="GET",status="404"} 1' in text
+    assert 'agentmem_request_seconds_count{route="/v1/memories"}' in text
+    assert 'agentmem_memory_size{kind="items"} 31' in text
 
 
 def test_bad_input_is_a_typed_error_never_a_500(server: Server) -> None:
@@ -237,3 +242,94 @@ def test_kill_9_mid_stream_loses_no_acknowledged_write(tmp_path: Path) -> None:
                 assert c.get(i).text.startswith("stream note")
     finally:
         again.stop()
+
+
+def test_a_thousand_random_requests_never_reach_another_scope(server: Server) -> None:
+    """Three users' keys (one read-only) send 1,000 random requests, a quarter of them aimed at
+    another user's scope or item. Every request outside its key's scope is refused (403) and changes
+    nothing; no answer ever holds another scope's item; the model of who owns what matches the server."""
+    import random
+
+    users = ["ann", "ben", "cat"]
+    ks = {u: keys(server.path, "--user", u)["key"] for u in users}
+    ro = keys(server.path, "--user", "ben", "--read-only")["key"]
+    clients = {u: agentmem.Client(server.url, k) for u, k in ks.items()}
+    readonly = agentmem.Client(server.url, ro)
+    owner: dict[int, str] = {}  # live item -> its user
+    rng = random.Random(20261203)
+    words = ["apple", "river", "piano", "garden", "ticket", "harbour", "winter", "coffee"]
+    refused = 0
+    try:
+        for step in range(1000):
+            u = rng.choice(users)
+            other = rng.choice([x for x in users if x != u])
+            c = clients[u]
+            text = " ".join(rng.choices(words, k=4)) + f" {step}"
+            op = rng.random()
+            if op < 0.3:
+                if rng.random() < 0.25:
+                    with pytest.raises(errors.ScopeDeniedError):
+                        c.remember(text, scope={"user": other})
+                    refused += 1
+                else:
+                    owner[c.remember(text, scope={"user": u, "session": rng.choice(["a", "b"])})] = u
+            elif op < 0.6:
+                if rng.random() < 0.25:
+                    with pytest.raises(errors.ScopeDeniedError):
+                        c.recall(text, scope={"user": other})
+                    refused += 1
+                else:
+                    hits = (readonly if u == "ben" and rng.random() < 0.3 else c).recall(text, k=rng.randint(1, 20))
+                    assert all(owner.get(h.id) == u and h.scope["user"] == u for h in hits), step
+            elif op < 0.8 and owner:
+                i = rng.choice(sorted(owner))
+                if owner[i] == u:
+                    assert c.get(i).scope["user"] == u
+                else:
+                    with pytest.raises(errors.ScopeDeniedError):
+                        c.get(i)
+                    refused += 1
+            elif owner:
+                i = rng.choice(sorted(owner))
+                if owner[i] != u:
+                    with pytest.raises(errors.ScopeDeniedError):
+                        c.forget(i)
+                    refused += 1
+                elif u == "ben" and rng.random() < 0.5:
+                    with pytest.raises(errors.ScopeDeniedError, match="read-only"):
+                        readonly.forget(i)
+                else:
+                    for gone in c.forget(i):
+                        owner.pop(gone, None)
+            if step % 250 == 249:
+                clients[users[0]].consolidate()
+        assert refused > 100
+        with agentmem.Client(server.url, keys(server.path, "--admin")["key"]) as root:
+            assert root.stats()["items"] == len(owner)
+            for i, u in owner.items():
+                assert root.get(i).scope["user"] == u
+    finally:
+        for c in [*clients.values(), readonly]:
+            c.close()
+
+
+def test_weights_go_up_and_come_back_bit_for_bit(server: Server) -> None:
+    w = {"layer.weight": np.arange(12, dtype=np.float32).reshape(3, 4), "layer.bias": np.ones(3, dtype=np.float32)}
+    with agentmem.Client(server.url) as c:
+        assert c.weights.save("ranker", w, {"epoch": 1}) == 1
+        assert c.weights.save("ranker", {k: v * 2 for k, v in w.items()}) == 2
+        assert c.weights.names() == ["ranker"]
+        versions = c.weights.versions("ranker")
+        assert [v.version for v in versions] == [1, 2] and versions[1].current and versions[0].metadata == {"epoch": 1}
+        first = c.weights.load("ranker", 1, framework="np")
+        assert all(np.array_equal(first[k], w[k]) for k in w)
+        assert np.array_equal(c.weights.load("ranker")["layer.bias"].numpy(), 2 * w["layer.bias"])  # torch, current
+        with pytest.raises(errors.NotFoundError):
+            c.weights.load("ranker", 9)
+    r = httpx.post(server.url + "/v1/weights/ranker", content=b"not a safetensors file")
+    assert r.status_code == 422 and r.json()["error"]["type"] == "InvalidInputError"
+    user = keys(server.path, "--user", "u1")["key"]
+    with agentmem.Client(server.url, user) as c:
+        assert c.weights.load("ranker", 1, framework="np")["layer.weight"].shape == (3, 4)
+        with pytest.raises(errors.ScopeDeniedError, match="admin"):
+            c.weights.save("ranker", w)

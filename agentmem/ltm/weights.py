@@ -90,6 +90,27 @@ def _is_torch(state: dict[str, Any]) -> bool:
 ALIASES = "agentmem.aliases"  # safetensors metadata key: {alias: stored key} of tied tensors
 
 
+def state_from_bytes(data: bytes, framework: str = "np") -> dict[str, Any]:
+    """A state dict from the bytes of a safetensors file (a download of :meth:`WeightStore.file`),
+    tied tensors tied again; numpy arrays, or torch tensors with ``framework="pt"``."""
+    from safetensors.numpy import load
+
+    if len(data) < 8 or int.from_bytes(data[:8], "little") > len(data) - 8:
+        raise InvalidInputError("not a safetensors file (its header is cut short)")
+    try:
+        header = json.loads(data[8: 8 + int.from_bytes(data[:8], "little")])
+        state: dict[str, Any] = dict(load(data))
+    except Exception as exc:  # safetensors raises its own error types for a malformed file
+        raise InvalidInputError(f"not a safetensors file ({exc})") from exc
+    for alias, kept in json.loads((header.get("__metadata__") or {}).get(ALIASES, "{}")).items():
+        state[alias] = state[kept]
+    if framework == "pt":
+        import torch
+
+        state = {k: torch.from_numpy(v.copy()) for k, v in state.items()}
+    return state
+
+
 def _dedupe(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Tensors safetensors can write (it refuses shared storage), and the aliases to restore on load.
 
@@ -203,9 +224,9 @@ class WeightStore:
             raise NotFoundError(f"weights {name!r} have no version {version}; see versions({name!r})")
         return tuple(row)
 
-    def load(self, name: str, version: int | None = None, framework: str = "pt") -> dict[str, Any]:
-        """Return the state dict of ``version`` (the current one by default) as torch tensors
-        (``framework="pt"``) or numpy arrays (``"np"``), after checking its sha256."""
+    def file(self, name: str, version: int | None = None) -> tuple[Path, str, int]:
+        """(the safetensors file, its sha256, the version) of ``version`` (the current one by
+        default), after checking the file against its sha256: what a server sends for a download."""
         file, sha, version = self._row(name, version)
         path = self._root / file
         if not path.exists():
@@ -214,6 +235,12 @@ class WeightStore:
         if file_sha256(path) != sha:
             raise CorruptionError(f"weights file {path} for {name!r} v{version} fails its sha256 check; "
                                   "it was damaged after saving: roll back to another version")
+        return path, sha, int(version)
+
+    def load(self, name: str, version: int | None = None, framework: str = "pt") -> dict[str, Any]:
+        """Return the state dict of ``version`` (the current one by default) as torch tensors
+        (``framework="pt"``) or numpy arrays (``"np"``), after checking its sha256."""
+        path, _, _ = self.file(name, version)
         from safetensors import safe_open
 
         with safe_open(str(path), framework="np" if framework == "np" else "pt") as fh:

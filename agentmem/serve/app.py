@@ -10,16 +10,20 @@ Every ``agentmem.errors`` class maps to one status (:data:`STATUS`) with a JSON 
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from agentmem import errors
+from agentmem.ltm.weights import state_from_bytes
 from agentmem.memory import Memory
 from agentmem.serve.keys import ApiKey, KeyStore, narrowed, reaches
+from agentmem.serve.metrics import Metrics
 from agentmem.types import Fact, Hit, Item
 
 MAX_BODY = 16 << 20  # bytes of one request body
@@ -147,6 +151,7 @@ def fact_out(f: Fact) -> FactOut:
 def create_app(memory: Memory) -> FastAPI:
     """The app serving ``memory`` (opened for writing by the caller, who closes it)."""
     keys = KeyStore(memory.journal)
+    metrics = Metrics()
     app = FastAPI(title="agentmem", version="1", description=__doc__)
 
     @app.exception_handler(errors.AgentMemError)
@@ -165,7 +170,11 @@ def create_app(memory: Memory) -> FastAPI:
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             return JSONResponse(error_body("RequestTooLargeError", f"request body over {MAX_BODY} bytes; "
                                            "send fewer items per request"), status_code=413)
-        return await call_next(request)
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")  # the template: bounded labels
+        metrics.observe(route, request.method, response.status_code, time.perf_counter() - start)
+        return response
 
     def key(request: Request) -> ApiKey | None:
         """The request's key; None on a server whose memory has no key yet (loopback only)."""
@@ -179,6 +188,15 @@ def create_app(memory: Memory) -> FastAPI:
         return keys.verify(token.strip())
 
     Key = Depends(key)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def prometheus(k: ApiKey | None = Key) -> PlainTextResponse:
+        """Prometheus metrics: requests by route and status, latency histograms, memory sizes (an
+        admin key on a server with keys)."""
+        if k is not None and not k.admin:
+            raise errors.ScopeDeniedError("metrics cover every scope: they need an admin key")
+        sizes = {**memory.journal.counts(), "vectors": len(memory.vector), "stm_items": len(memory.stm)}
+        return PlainTextResponse(metrics.render(sizes), media_type="text/plain; version=0.0.4")
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -283,7 +301,51 @@ def create_app(memory: Memory) -> FastAPI:
         scope = narrowed(k, _scope(user, agent, session))
         return Entities(entities=memory.graph.path(source, target, scope))
 
+    @app.get("/v1/weights")
+    def weights(k: ApiKey | None = Key) -> dict[str, Any]:
+        """Every weight name with its versions (number, sha256, size, metadata, current)."""
+        return {"weights": {name: [_version(v) for v in memory.weights.versions(name)]
+                            for name in memory.weights.names()}}
+
+    @app.get("/v1/weights/{name}/file")
+    def weights_file(name: str, version: int | None = None, k: ApiKey | None = Key) -> FileResponse:
+        """One version's safetensors file (the current one by default), checked against its sha256
+        first; the sha256 and version come back in ``X-Sha256`` and ``X-Version``."""
+        path, sha, number = memory.weights.file(name, version)
+        return FileResponse(path, media_type="application/octet-stream", filename=f"{name}-v{number}.safetensors",
+                            headers={"X-Sha256": sha, "X-Version": str(number)})
+
+    @app.post("/v1/weights/{name}")
+    async def upload_weights(name: str, request: Request, metadata: str | None = None,
+                             k: ApiKey | None = Key) -> dict[str, Any]:
+        """Store a safetensors file (the request body) as the next version of ``name`` (admin keys:
+        weights are shared by every scope). ``metadata``: a JSON object kept with the version."""
+        if k is not None and not k.admin:
+            raise errors.ScopeDeniedError("weights are shared by every scope: uploading needs an admin key")
+        state, meta = state_from_bytes(await request.body()), _json_object(metadata)
+        import anyio.to_thread
+
+        number = await anyio.to_thread.run_sync(lambda: memory.weights.save(name, state, meta))
+        return {"name": name, "version": number}
+
     return app
+
+
+def _version(v: Any) -> dict[str, Any]:
+    return {"version": v.version, "sha256": v.sha256, "size": v.size, "metadata": v.metadata,
+            "created_at": v.created_at, "current": v.current}
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise errors.InvalidInputError(f"metadata is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise errors.InvalidInputError("metadata must be a JSON object")
+    return value
 
 
 def _scope(user: str | None, agent: str | None, session: str | None) -> dict[str, str] | None:
