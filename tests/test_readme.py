@@ -9,7 +9,7 @@ at a temporary memory directory, nothing downloaded):
   runs in order, through the real command group (click's CliRunner, plugin commands loaded), and
   must exit 0 — except, by name, what cannot finish offline in seconds: ``agentmem bench ...`` and
   ``agentmem run ...`` without ``--quick`` (benchmarks and full training runs take minutes and read
-  data sets that may be absent); the shell blocks of one file share one memory directory, in order;
+  data sets that may be absent) and ``agentmem serve`` (it runs until stopped); the shell blocks of one file share one memory directory, in order;
 - other commands (``make ...``, ``python ...``, ``pip ...``: environment set-up) and blocks in any
   other language or without one (layouts, command templates with placeholders, TOML) are not run.
 
@@ -75,6 +75,8 @@ def skip_reason(argv: list[str]) -> str | None:
         return "a benchmark: minutes"
     if argv[1:2] == ["run"] and "--quick" not in argv:
         return "a full training run: minutes"
+    if argv[1:2] == ["serve"]:
+        return "a server: it runs until stopped (tests/test_serve.py runs it)"
     return None
 
 
@@ -113,7 +115,8 @@ def test_shell_blocks_agentmem_commands_run(tmp_path: Path, monkeypatch: pytest.
         # the rule must leave the everyday commands in: the block under "Command line" runs them all
         assert {"remember", "recall", "forget", "consolidate", "stats", "plugins", "demo", "doctor"} <= set(ran)
     assert {reason for _, reason in skipped} <= {"environment set-up, not an agentmem command",
-                                                 "a benchmark: minutes", "a full training run: minutes"}
+                                                 "a benchmark: minutes", "a full training run: minutes",
+                                                 "a server: it runs until stopped (tests/test_serve.py runs it)"}
 
 
 def test_the_rule_splits_and_skips_as_documented() -> None:
