@@ -9,7 +9,8 @@ at a temporary memory directory, nothing downloaded):
   runs in order, through the real command group (click's CliRunner, plugin commands loaded), and
   must exit 0 — except, by name, what cannot finish offline in seconds: ``agentmem bench ...`` and
   ``agentmem run ...`` without ``--quick`` (benchmarks and full training runs take minutes and read
-  data sets that may be absent) and ``agentmem serve`` (it runs until stopped); the shell blocks of one file share one memory directory, in order;
+  data sets that may be absent) and ``agentmem serve`` (it runs until stopped); the shell blocks of
+  one file share one memory directory, in order;
 - other commands (``make ...``, ``python ...``, ``pip ...``: environment set-up) and blocks in any
   other language or without one (layouts, command templates with placeholders, TOML) are not run.
 

@@ -48,6 +48,23 @@ def error_body(kind: str, message: str) -> dict[str, Any]:
     return {"error": {"type": kind, "message": message}}
 
 
+class ErrorDetail(BaseModel):
+    type: str = Field(description="the agentmem.errors class")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": what} for code, what in (
+        (401, "no API key, an unknown one or a revoked one"), (403, "outside the key's scope, or a read-only key"),
+        (404, "no such item, fact or weights"), (409, "the memory was built with another embedder"),
+        (413, "request body or batch over the server's bounds"), (422, "invalid input"),
+        (500, "stored data failed its integrity check"), (503, "the memory is closed or locked"))}
+
+
 class MemoryIn(BaseModel):
     text: str
     metadata: dict[str, Any] | None = None
@@ -152,7 +169,7 @@ def create_app(memory: Memory) -> FastAPI:
     """The app serving ``memory`` (opened for writing by the caller, who closes it)."""
     keys = KeyStore(memory.journal)
     metrics = Metrics()
-    app = FastAPI(title="agentmem", version="1", description=__doc__)
+    app = FastAPI(title="agentmem", version="1", description=__doc__, responses=ERRORS)
 
     @app.exception_handler(errors.AgentMemError)
     async def agentmem_error(request: Request, exc: errors.AgentMemError) -> JSONResponse:
@@ -307,7 +324,8 @@ def create_app(memory: Memory) -> FastAPI:
         return {"weights": {name: [_version(v) for v in memory.weights.versions(name)]
                             for name in memory.weights.names()}}
 
-    @app.get("/v1/weights/{name}/file")
+    @app.get("/v1/weights/{name}/file", response_class=FileResponse,
+             responses={200: {"content": {"application/octet-stream": {}}, "description": "safetensors"}})
     def weights_file(name: str, version: int | None = None, k: ApiKey | None = Key) -> FileResponse:
         """One version's safetensors file (the current one by default), checked against its sha256
         first; the sha256 and version come back in ``X-Sha256`` and ``X-Version``."""
