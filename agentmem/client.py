@@ -124,7 +124,15 @@ class Client:
         body = {"query": query, "k": k, "scope": scope, "filters": filters, "since": _time(since),
                 "until": _time(until), "embedding": _vector(embedding)}
         return [Hit(h["id"], h["text"], h["score"], h["metadata"], h["source"], h["scope"], h["event_time"],
-                    h["cosine"], h["matched"]) for h in self._call("POST", "/v1/recall", json=body)["hits"]]
+                    h["cosine"], h["matched"], tuple(h["evidence"]))
+                for h in self._call("POST", "/v1/recall", json=body)["hits"]]
+
+    def items(self, scope: dict[str, str] | None = None, limit: int = 100, before: int | None = None) -> list[Item]:
+        """The items of ``scope``, newest first: ``limit`` of them with ids below ``before``."""
+        params = {"limit": limit, **({} if before is None else {"before": before}), **(scope or {})}
+        return [Item(i["id"], i["text"], i["metadata"], i["scope"], i["created_at"], i["event_time"], i["tier"],
+                     i["count"], i["importance"], i["merged_into"])
+                for i in self._call("GET", "/v1/memories", params=params)["items"]]
 
     def get(self, item_id: int) -> Item:
         """The item stored under ``item_id``, as it was remembered."""

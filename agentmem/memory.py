@@ -389,13 +389,14 @@ class Memory:
         queries = validate.vectors(arr, 1 if arr.ndim == 1 else len(arr), self.dim)
         with self._lock:
             self._check_open()
-            allowed = self.journal.filters.ids(scope_, filters, t0, t1) if filters else None
-            found = self.vector.search_batch(queries, k, self.vector.mask(scope_, allowed, t0, t1))
-            if not len(self.stm):
-                return found
-            keep = retrieval.item_matcher(scope_, filters, t0, t1)
-            return [sorted(row + self.stm.search(q, k, keep), key=lambda h: (-h[1], h[0]))[:k]
-                    for row, q in zip(found, queries, strict=True)]
+            return retrieval.nearest_vectors(self._stores, queries, k, retrieval.Query("", queries[0], k, scope_,
+                                                                                        filters, t0, t1))
+
+    def items(self, scope: dict[str, str] | None = None, limit: int = 100, before: int | None = None) -> list[Item]:
+        """The items of ``scope``, newest first: ``limit`` (1 to 10,000) with ids below ``before`` (paging)."""
+        self._check_open()
+        before = None if before is None else validate.item_id(before)
+        return self.journal.scope_items(validate.scope(scope), validate.k(limit), before)
 
     def get_many(self, ids: Sequence[int]) -> dict[int, Item]:
         """The items stored under ``ids`` (those forgotten, merged away or never stored are left out),

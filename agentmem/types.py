@@ -37,7 +37,9 @@ class Hit:
     and ``matched``, the share of the query's content words (stemmed; Chinese, Japanese and Korean
     character pairs and emoji count as words) that the item's text contains, 1.0 when all are there.
     ``source`` says where it came from: "stm" (not yet consolidated), "ltm" (vector or lexical
-    long-term evidence) or "graph" (reached only through knowledge-graph expansion)."""
+    long-term evidence) or "graph" (reached only through knowledge-graph expansion). ``evidence``
+    names the lists that ranked it among their best (``vector``, ``lexical``, ``context``, ``grams``,
+    ``time``, ``exact``, ``graph``, or a ``recall_candidates`` plugin's name), in name order."""
 
     id: int
     text: str
@@ -48,6 +50,7 @@ class Hit:
     event_time: float | None = None
     cosine: float | None = None
     matched: float = 0.0
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

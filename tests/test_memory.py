@@ -330,3 +330,19 @@ def test_forget_many_checks_every_id_first(hmem: agentmem.Memory) -> None:
     assert len(hmem) == 0
     with pytest.raises(errors.InvalidInputError, match="list of ids"):
         hmem.forget_many(a)  # type: ignore[arg-type]
+
+
+def test_items_of_a_scope_page_newest_first_and_hits_name_their_evidence(hmem: agentmem.Memory) -> None:
+    ids = hmem.remember_many([f"ledger line {n} about harbour fees" for n in range(25)], scope={"user": "u1"})
+    other = hmem.remember("harbour fees of another user", scope={"user": "u2"})
+    hmem.consolidate()
+    first = hmem.items({"user": "u1"}, limit=10)
+    assert [i.id for i in first] == ids[::-1][:10]
+    rest = hmem.items({"user": "u1"}, limit=100, before=first[-1].id)
+    assert [i.id for i in first + rest] == ids[::-1]
+    assert [i.id for i in hmem.items({"user": "u2"})] == [other]
+    assert len(hmem.items()) == 26
+    with pytest.raises(errors.InvalidInputError):
+        hmem.items(limit=0)
+    hit = hmem.recall("ledger line 7 about harbour fees", k=1, scope={"user": "u1"})[0]
+    assert hit.id == ids[7] and {"vector", "lexical"} <= set(hit.evidence) and list(hit.evidence) == sorted(hit.evidence)

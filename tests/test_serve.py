@@ -101,6 +101,8 @@ def test_the_memory_api_over_http_returns_the_same_types(server: Server) -> None
         assert hits[0].event_time is not None and hits[0].source == "stm"
         assert c.recall("order 12 shipped", k=1, scope={"user": "u1"}, filters={"n": 12})[0].id == many[12]
         assert c.recall("Caroline", k=5, scope={"user": "someone else"}) == []
+        assert "vector" in hits[0].evidence
+        assert [i.id for i in c.items({"user": "u1"}, limit=3)] == many[::-1][:3]
         item = c.get(one)
         assert isinstance(item, agentmem.Item) and item.text.startswith("Caroline") and item.tier == "stm"
         report = c.consolidate()

@@ -202,6 +202,15 @@ class Journal:
                 yield schema.item_from_row(row)
             last = rows[-1][0]
 
+    def scope_items(self, scope: dict[str, str], limit: int, before: int | None = None) -> list[Item]:
+        """The items of ``scope`` (either tier), newest first: ``limit`` of them with ids below ``before``."""
+        s_sql, s_params = scopes.clause(scope)
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT {schema.ITEM_COLUMNS} FROM items WHERE id < ? {s_sql} ORDER BY id DESC LIMIT ?",
+                [before if before is not None else 1 << 62, *s_params, limit]).fetchall()
+        return [schema.item_from_row(r) for r in rows]
+
     def vectors(self, ids: Sequence[int] | None = None, tier: str | None = None
                 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
         """(ids int64 (n,), embeddings float32 (n, d), scopes) of the given items, or of a whole tier."""

@@ -27,10 +27,11 @@ reports for a caller to threshold on.
 
 from __future__ import annotations
 
+from agentmem.recall.dense import nearest_vectors
 from agentmem.recall.fusion import Evidence, Fuser, mmr
 from agentmem.recall.query import DIRECT, STOPWORDS, Candidates, Context, Query, Stores, item_matcher, lexical_text
 from agentmem.recall.search import search
 from agentmem.recall.terms import QueryTerms, matched, query_terms, text_terms
 
 __all__ = ["DIRECT", "STOPWORDS", "Candidates", "Context", "Evidence", "Fuser", "Query", "QueryTerms", "Stores",
-           "item_matcher", "lexical_text", "matched", "mmr", "query_terms", "search", "text_terms"]
+           "item_matcher", "lexical_text", "matched", "mmr", "nearest_vectors", "query_terms", "search", "text_terms"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from agentmem import scope as scopes
 from agentmem.recall.fusion import Evidence
-from agentmem.recall.query import STATS_SAMPLE, Context, Stores
+from agentmem.recall.query import STATS_SAMPLE, Context, Query, Stores, item_matcher
 
 PROBE = (5 / 4, 4)  # a filter is checked on these many times the candidates a list takes, in turn
 
@@ -83,3 +83,15 @@ def fill_dense(q: Context, dense: Evidence, ids: Iterable[int]) -> None:
     if len(q.stores.passages):
         for i, s in q.stores.passages.best_of(missing, q.vec).items():
             scores[i] = max(scores[i], s)
+
+
+def nearest_vectors(stores: Stores, queries: np.ndarray, k: int, q: Query) -> list[list[tuple[int, float]]]:
+    """For each row of ``queries`` (n, dim), the ``k`` items nearest by cosine inside ``q``'s scope,
+    filters and time bounds, long- and short-term alike, as (id, cosine) best first (ties: lower id)."""
+    allowed = stores.journal.filters.ids(q.scope, q.filters, q.since, q.until) if q.filters else None
+    found = stores.vector.search_batch(queries, k, stores.vector.mask(q.scope, allowed, q.since, q.until))
+    if not len(stores.stm):
+        return found
+    keep = item_matcher(q.scope, q.filters, q.since, q.until)
+    return [sorted(row + stores.stm.search(v, k, keep), key=lambda h: (-h[1], h[0]))[:k]
+            for row, v in zip(found, queries, strict=True)]

@@ -29,7 +29,8 @@ def pick_hits(q: Context, ranked: Sequence[tuple[int, float, set[str]]],
                 "graph" if origin and not origin & DIRECT else "ltm")
             cosine = q.cosines.get(item_id)
             hits.append(Hit(item_id, item.text, score, item.metadata, source, item.scope, item.event_time,
-                            None if cosine is None else float(cosine), matched(terms, item.text)))
+                            None if cosine is None else float(cosine), matched(terms, item.text),
+                            tuple(sorted(origin or ()))))
         if len(hits) == q.k:
             break
     return hits

@@ -108,6 +108,7 @@ class HitOut(BaseModel):
     event_time: float | None
     cosine: float | None
     matched: float | None
+    evidence: list[str]
 
 
 class Hits(BaseModel):
@@ -125,6 +126,10 @@ class ItemOut(BaseModel):
     count: int
     importance: float
     merged_into: int | None
+
+
+class ItemsOut(BaseModel):
+    items: list[ItemOut]
 
 
 class FactIn(BaseModel):
@@ -152,7 +157,7 @@ class Entities(BaseModel):
 
 def hit_out(h: Hit) -> HitOut:
     return HitOut(id=h.id, text=h.text, score=h.score, metadata=h.metadata, source=h.source, scope=h.scope,
-                  event_time=h.event_time, cosine=h.cosine, matched=h.matched)
+                  event_time=h.event_time, cosine=h.cosine, matched=h.matched, evidence=list(h.evidence))
 
 
 def item_out(i: Item) -> ItemOut:
@@ -257,6 +262,13 @@ def create_app(memory: Memory) -> FastAPI:
         if not reaches(k, item.scope):
             raise errors.ScopeDeniedError(f"item {item_id} is outside the scope of API key {k.id if k else ''}")
         return item
+
+    @app.get("/v1/memories", response_model=ItemsOut)
+    def items(limit: int = 100, before: int | None = None, user: str | None = None, agent: str | None = None,
+              session: str | None = None, k: ApiKey | None = Key) -> ItemsOut:
+        """The memories of a scope, newest first (``limit`` of them, ids below ``before``)."""
+        scope = narrowed(k, _scope(user, agent, session))
+        return ItemsOut(items=[item_out(i) for i in memory.items(scope, limit, before)])
 
     @app.get("/v1/memories/{item_id}", response_model=ItemOut)
     def get(item_id: int, k: ApiKey | None = Key) -> ItemOut:
