@@ -368,3 +368,36 @@ def test_schema_fuzzing_finds_no_500_and_no_answer_outside_the_schema(server: Se
         except Exception as exc:  # collect every operation's first failure, then report them all
             failures.append(f"{op.method.upper()} {op.path}: {str(exc)[:1500]}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_inspector_page_searches_and_draws_the_graph_in_a_real_browser(server: Server, tmp_path: Path) -> None:
+    """Debian's chromium, headless, loads / from the live server with a query and an entity in the
+    URL; the page's own JavaScript calls the API, and the DOM it leaves shows the hits (with their
+    evidence), the scope's items and the graph drawn as SVG; a screenshot is taken too."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium: install Debian's package `chromium` (apt-get install chromium); .ci/run does")
+    with agentmem.Client(server.url) as c:
+        i = c.remember("Caroline went to the support group on 7 May 2023 <script>alert(1)</script>",
+                       scope={"user": "u1"})
+        c.remember("Melanie painted a lake at sunrise", scope={"user": "u1"})
+        c.add_fact("Caroline", "attended", "support group", item=i)
+        c.add_fact("Caroline", "friend of", "Melanie", scope={"user": "u1"})
+    url = f"{server.url}/?user=u1&q=support+group&entity=Caroline"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--window-size=1280,900"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    assert 'data-ready="1"' in html, html[-3000:]
+    assert "Caroline went to the support group" in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert '<span class="chip">vector</span>' in html  # the evidence that found the hit
+    assert html.count('class="node"') == 3 and html.count('class="edge"') == 2  # Caroline, support group, Melanie
+    assert html.count('class="dot"') == 2  # both items on the timeline
+    shot = tmp_path / "inspector.png"
+    done = subprocess.run([browser, *flags, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and shot.stat().st_size > 20_000, done.stderr[-2000:]
+    if os.environ.get("AGENTMEM_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["AGENTMEM_KEEP_SCREENSHOT"])

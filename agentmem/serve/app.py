@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from agentmem import errors
@@ -26,6 +27,7 @@ from agentmem.serve.keys import ApiKey, KeyStore, narrowed, reaches
 from agentmem.serve.metrics import Metrics
 from agentmem.types import Fact, Hit, Item
 
+INSPECTOR = Path(__file__).with_name("inspector.html")
 MAX_BODY = 16 << 20  # bytes of one request body
 MAX_BATCH = 1_000  # items of one POST /v1/memories
 MAX_K = 1_000  # hits of one recall
@@ -219,6 +221,13 @@ def create_app(memory: Memory) -> FastAPI:
             raise errors.ScopeDeniedError("metrics cover every scope: they need an admin key")
         sizes = {**memory.journal.counts(), "vectors": len(memory.vector), "stm_items": len(memory.stm)}
         return PlainTextResponse(metrics.render(sizes), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def inspector() -> HTMLResponse:
+        """The web inspector: recall with scores and evidence, a scope's items on a timeline, the
+        knowledge graph around an entity, store statistics. One page, no outside resources; it calls
+        this API with the key typed into it."""
+        return HTMLResponse(INSPECTOR.read_text(encoding="utf-8"))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
