@@ -18,15 +18,17 @@ from agentmem.hookspecs import hookimpl
 from agentmem.types import Event, Fact, Hit, Item
 
 if TYPE_CHECKING:
-    from agentmem.client import Client
+    from agentmem.client import AsyncClient, Client
     from agentmem.devices import device
     from agentmem.loop import Agent
     from agentmem.memory import Memory
 
 __version__ = "0.1.0"
-__all__ = ["Agent", "Client", "Config", "Event", "Fact", "Hit", "Item", "Memory", "device", "errors", "hookimpl"]
+__all__ = ["Agent", "AsyncClient", "Client", "Config", "Event", "Fact", "Hit", "Item", "Memory", "device", "errors",
+           "hookimpl"]
 
-_LAZY = {"Memory": "agentmem.memory", "Client": "agentmem.client", "Agent": "agentmem.loop",
+_LAZY = {"Memory": "agentmem.memory", "Client": "agentmem.client", "AsyncClient": "agentmem.client",
+         "Agent": "agentmem.loop",
          "device": "agentmem.devices"}
 
 

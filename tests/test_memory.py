@@ -345,4 +345,5 @@ def test_items_of_a_scope_page_newest_first_and_hits_name_their_evidence(hmem: a
     with pytest.raises(errors.InvalidInputError):
         hmem.items(limit=0)
     hit = hmem.recall("ledger line 7 about harbour fees", k=1, scope={"user": "u1"})[0]
-    assert hit.id == ids[7] and {"vector", "lexical"} <= set(hit.evidence) and list(hit.evidence) == sorted(hit.evidence)
+    assert hit.id == ids[7] and {"vector", "lexical"} <= set(hit.evidence)
+    assert list(hit.evidence) == sorted(hit.evidence)

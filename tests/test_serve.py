@@ -128,6 +128,28 @@ def test_the_memory_api_over_http_returns_the_same_types(server: Server) -> None
     assert 'agentmem_memory_size{kind="items"} 31' in text
 
 
+def test_the_async_client_makes_the_same_calls(server: Server) -> None:
+    import asyncio
+
+    async def session() -> None:
+        async with agentmem.AsyncClient(server.url) as c:
+            ids = await c.remember_many([f"async note {n} on the harbour" for n in range(3)], scope={"user": "u"})
+            one = await c.remember("the ferry leaves at noon", {"kind": "ferry"}, {"user": "u"})
+            hits, item = await asyncio.gather(c.recall("when does the ferry leave?", k=2, scope={"user": "u"}),
+                                              c.get(one))
+            assert hits[0].id == one and isinstance(hits[0], agentmem.Hit)
+            assert item.metadata == {"kind": "ferry"} and isinstance(item, agentmem.Item)
+            assert [i.id for i in await c.items({"user": "u"})] == [one, *ids[::-1]]
+            assert (await c.consolidate())["promoted"] == 4
+            assert await c.weights.save("w", {"x": np.zeros(3, dtype=np.float32)}) == 1
+            assert (await c.weights.load("w", framework="np"))["x"].tolist() == [0, 0, 0]
+            with pytest.raises(errors.NotFoundError):
+                await c.get(999)
+            assert await c.forget(one) == [one]
+
+    asyncio.run(session())
+
+
 def test_bad_input_is_a_typed_error_never_a_500(server: Server) -> None:
     with agentmem.Client(server.url) as c:
         with pytest.raises(errors.InvalidInputError, match="k must"):
