@@ -15,7 +15,8 @@ def register_commands(cli: click.Group) -> None:
     from agentmem.bench import bench, throughput  # noqa: F401  (registers `bench throughput`)
 
     cli.add_command(bench)
-    from agentmem.bench import locomo  # noqa: F401  (registers `bench locomo`)
+    import agentmem.bench.locomo
+    import agentmem.bench.serve  # noqa: F401  (each registers its `bench` subcommand)
     from agentmem.doctor import doctor
 
     cli.add_command(doctor)
