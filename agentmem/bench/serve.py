@@ -15,6 +15,7 @@ clients run on the same two cores as the server, for every system alike.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import socket
@@ -163,6 +164,7 @@ def run_chroma(work: Path, texts: list[str], vecs: np.ndarray, qidx: np.ndarray,
     proc = subprocess.Popen([exe, "run", "--path", str(work / "chroma"), "--host", "127.0.0.1", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out: dict[str, Any] = {}
+    fresh = itertools.count(10_000_000)  # ids of new items: unique across rows and warm-ups
     try:
         _wait(f"http://127.0.0.1:{port}/api/v2/heartbeat", proc)
         client = chromadb.HttpClient(host="127.0.0.1", port=port)
@@ -178,7 +180,7 @@ def run_chroma(work: Path, texts: list[str], vecs: np.ndarray, qidx: np.ndarray,
                 j = (c * 7919 + n) % len(qidx)
                 where = {"user": f"u{int(qidx[j]) % users}"}
                 if n % 10 == 9:
-                    new = 10_000_000 + c * 100_000 + n
+                    new = next(fresh)
                     pool[c].add(ids=[str(new)], embeddings=[qv[j].tolist()], documents=[f"new note {c}-{n}"],
                                 metadatas=[where])
                     return "remember", [new]
