@@ -178,6 +178,10 @@ def test_bad_input_is_a_typed_error_never_a_500(server: Server) -> None:
         raw.sendall(b"POST /v1/memories HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                     b"Content-Length: 67108864\r\n\r\n")
         assert raw.recv(4096).split(b"\r\n", 1)[0].endswith(b"413 Request Entity Too Large")
+    chunk = b"x" * (1 << 20)  # 17 MB sent chunked: no Content-Length to refuse it by
+    r = httpx.post(server.url + "/v1/memories", content=iter([chunk] * 17),
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["type"] == "RequestTooLargeError"
     assert httpx.get(server.url + "/openapi.json").json()["paths"].keys() >= {"/v1/memories", "/v1/recall"}
 
 

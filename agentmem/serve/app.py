@@ -172,11 +172,49 @@ def fact_out(f: Fact) -> FactOut:
     return FactOut(subject=f.subject, relation=f.relation, object=f.object, item=f.item)
 
 
+class BodyLimit:
+    """ASGI middleware bounding a body sent without Content-Length (chunked): it is read up to
+    ``limit`` bytes here and handed on whole, or answered 413 (a body with a Content-Length over the
+    limit is refused before it is read, by the app's ``bounded`` middleware)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
+        if scope["type"] != "http" or b"content-length" in headers or scope.get("method") in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                answer = JSONResponse(error_body("RequestTooLargeError", f"request body over {self.limit} bytes; "
+                                                 "send fewer items per request"), status_code=413)
+                await answer(scope, receive, send)
+                return
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(memory: Memory) -> FastAPI:
     """The app serving ``memory`` (opened for writing by the caller, who closes it)."""
     keys = KeyStore(memory.journal)
     metrics = Metrics()
     app = FastAPI(title="agentmem", version="1", description=__doc__, responses=ERRORS)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
 
     @app.exception_handler(errors.AgentMemError)
     async def agentmem_error(request: Request, exc: errors.AgentMemError) -> JSONResponse:
