@@ -162,6 +162,10 @@ def test_bad_input_is_a_typed_error_never_a_500(server: Server) -> None:
             c.remember("x", embedding=[1.0, 0.0])
         with pytest.raises(errors.NotFoundError):
             c.forget(123456)
+        before = c.stats()["items"]
+        r = httpx.post(server.url + "/v1/memories", json={"items": [
+            {"text": "fine", "scope": {"user": "a"}}, {"text": "   ", "scope": {"user": "b"}}]})
+        assert r.status_code == 422 and c.stats()["items"] == before  # checked whole before anything is stored
     cases = [("POST", "/v1/memories", {}, 422), ("POST", "/v1/memories", {"text": "a", "items": []}, 422),
              ("POST", "/v1/memories", {"items": [{"text": "a"}] * 1001}, 413),
              ("POST", "/v1/recall", {"query": "x", "k": 10**6}, 422),

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from agentmem import errors
+from agentmem import errors, validate
 from agentmem.ltm.weights import state_from_bytes
 from agentmem.memory import Memory
 from agentmem.serve.keys import ApiKey, KeyStore, narrowed, reaches
@@ -287,7 +287,13 @@ def create_app(memory: Memory) -> FastAPI:
                 groups[-1][2].append(item)
             else:
                 groups.append((scope, item.embedding is not None, [item]))
-        ids: list[int] = []
+        for item in items:  # every item checked before any is stored, as Memory.remember_many does
+            validate.text(item.text)
+            validate.metadata(item.metadata)
+            validate.when(item.time)
+            if item.embedding is not None:
+                validate.vectors([item.embedding], 1, memory.dim)
+        ids: list[int] = []  # a batch of several scopes is one transaction per run of one scope
         for scope, given, run in groups:
             ids += memory.remember_many([i.text for i in run], [i.metadata for i in run], scope,
                                         times=[i.time for i in run],
