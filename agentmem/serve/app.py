@@ -172,41 +172,67 @@ def fact_out(f: Fact) -> FactOut:
     return FactOut(subject=f.subject, relation=f.relation, object=f.object, item=f.item)
 
 
-class BodyLimit:
-    """ASGI middleware bounding a body sent without Content-Length (chunked): it is read up to
-    ``limit`` bytes here and handed on whole, or answered 413 (a body with a Content-Length over the
-    limit is refused before it is read, by the app's ``bounded`` middleware)."""
+class Guard:
+    """ASGI middleware (no per-request Request objects, unlike FastAPI's ``@app.middleware``): bounds
+    the body — a Content-Length over ``limit`` is answered 413 before anything is read, a chunked body
+    is read up to ``limit`` here and handed on whole — and records each request in ``metrics`` by its
+    route template and status."""
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limit: int, metrics: Metrics) -> None:
+        self.app, self.limit, self.metrics = app, limit, metrics
+
+    async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
+        answer = JSONResponse(error_body("RequestTooLargeError", f"request body over {self.limit} bytes; "
+                                         "send fewer items per request"), status_code=413)
+        await answer(scope, receive, send)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
-        if scope["type"] != "http" or b"content-length" in headers or scope.get("method") in ("GET", "HEAD"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.limit:
-                answer = JSONResponse(error_body("RequestTooLargeError", f"request body over {self.limit} bytes; "
-                                                 "send fewer items per request"), status_code=413)
-                await answer(scope, receive, send)
-                return
-        sent = False
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._too_large(scope, receive, send)
+            return
+        if length is None and scope.get("method") not in ("GET", "HEAD", "DELETE"):
+            body, more = b"", True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.limit:
+                    await self._too_large(scope, receive, send)
+                    return
+            receive = _replay(body, receive)
+        start, status = time.perf_counter(), 500
 
-        async def replay() -> Any:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        async def sent(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")  # the template: bounded labels
+            self.metrics.observe(route, scope.get("method", ""), status, time.perf_counter() - start)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that hands ``body`` on in one message, then defers to the real one."""
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def create_app(memory: Memory) -> FastAPI:
@@ -214,7 +240,7 @@ def create_app(memory: Memory) -> FastAPI:
     keys = KeyStore(memory.journal)
     metrics = Metrics()
     app = FastAPI(title="agentmem", version="1", description=__doc__, responses=ERRORS)
-    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.add_middleware(Guard, limit=MAX_BODY, metrics=metrics)
 
     @app.exception_handler(errors.AgentMemError)
     async def agentmem_error(request: Request, exc: errors.AgentMemError) -> JSONResponse:
@@ -225,18 +251,6 @@ def create_app(memory: Memory) -> FastAPI:
         where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
         return JSONResponse(error_body("InvalidInputError", f"the request does not match the schema: {where}"),
                             status_code=422)
-
-    @app.middleware("http")
-    async def bounded(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return JSONResponse(error_body("RequestTooLargeError", f"request body over {MAX_BODY} bytes; "
-                                           "send fewer items per request"), status_code=413)
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")  # the template: bounded labels
-        metrics.observe(route, request.method, response.status_code, time.perf_counter() - start)
-        return response
 
     def key(request: Request) -> ApiKey | None:
         """The request's key; None on a server whose memory has no key yet (loopback only)."""
