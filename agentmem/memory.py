@@ -389,8 +389,7 @@ class Memory:
         queries = validate.vectors(arr, 1 if arr.ndim == 1 else len(arr), self.dim)
         with self._lock:
             self._check_open()
-            return retrieval.nearest_vectors(self._stores, queries, k, retrieval.Query("", queries[0], k, scope_,
-                                                                                        filters, t0, t1))
+            return retrieval.nearest_vectors(self._stores, queries, k, scope_, filters, t0, t1)
 
     def items(self, scope: dict[str, str] | None = None, limit: int = 100, before: int | None = None) -> list[Item]:
         """The items of ``scope``, newest first: ``limit`` (1 to 10,000) with ids below ``before`` (paging)."""

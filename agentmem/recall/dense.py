@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from agentmem import scope as scopes
 from agentmem.recall.fusion import Evidence
-from agentmem.recall.query import STATS_SAMPLE, Context, Query, Stores, item_matcher
+from agentmem.recall.query import STATS_SAMPLE, Context, Stores, item_matcher
 
 PROBE = (5 / 4, 4)  # a filter is checked on these many times the candidates a list takes, in turn
 
@@ -85,13 +86,15 @@ def fill_dense(q: Context, dense: Evidence, ids: Iterable[int]) -> None:
             scores[i] = max(scores[i], s)
 
 
-def nearest_vectors(stores: Stores, queries: np.ndarray, k: int, q: Query) -> list[list[tuple[int, float]]]:
-    """For each row of ``queries`` (n, dim), the ``k`` items nearest by cosine inside ``q``'s scope,
-    filters and time bounds, long- and short-term alike, as (id, cosine) best first (ties: lower id)."""
-    allowed = stores.journal.filters.ids(q.scope, q.filters, q.since, q.until) if q.filters else None
-    found = stores.vector.search_batch(queries, k, stores.vector.mask(q.scope, allowed, q.since, q.until))
+def nearest_vectors(stores: Stores, queries: np.ndarray, k: int, scope: dict[str, str],
+                    filters: dict[str, Any] | None, since: float | None, until: float | None
+                    ) -> list[list[tuple[int, float]]]:
+    """For each row of ``queries`` (n, dim), the ``k`` items nearest by cosine inside ``scope`` (and
+    filters, time bounds), long- and short-term alike, as (id, cosine) best first (ties: lower id)."""
+    allowed = stores.journal.filters.ids(scope, filters, since, until) if filters else None
+    found = stores.vector.search_batch(queries, k, stores.vector.mask(scope, allowed, since, until))
     if not len(stores.stm):
         return found
-    keep = item_matcher(q.scope, q.filters, q.since, q.until)
+    keep = item_matcher(scope, filters, since, until)
     return [sorted(row + stores.stm.search(v, k, keep), key=lambda h: (-h[1], h[0]))[:k]
             for row, v in zip(found, queries, strict=True)]
