@@ -395,7 +395,7 @@ class Memory:
         """The items of ``scope``, newest first: ``limit`` (1 to 10,000) with ids below ``before`` (paging)."""
         self._check_open()
         before = None if before is None else validate.item_id(before)
-        return self.journal.scope_items(validate.scope(scope), validate.k(limit), before)
+        return self.journal.scope_items(validate.scope(scope), validate.k(limit, "limit"), before)
 
     def get_many(self, ids: Sequence[int]) -> dict[int, Item]:
         """The items stored under ``ids`` (those forgotten, merged away or never stored are left out),

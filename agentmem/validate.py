@@ -113,11 +113,12 @@ def pairs(items: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:
     return out
 
 
-def k(value: object) -> int:
+def k(value: object, name: str = "k") -> int:
+    """A count of results (``name`` says which argument, for the message): an int in [1, MAX_K]."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidInputError(f"k must be an int, got {type(value).__name__}")
+        raise InvalidInputError(f"{name} must be an int, got {type(value).__name__}")
     if not 1 <= int(value) <= MAX_K:
-        raise InvalidInputError(f"k must be between 1 and {MAX_K}, got {value}")
+        raise InvalidInputError(f"{name} must be between 1 and {MAX_K}, got {value}")
     return int(value)
 
 

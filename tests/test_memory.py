@@ -342,7 +342,7 @@ def test_items_of_a_scope_page_newest_first_and_hits_name_their_evidence(hmem: a
     assert [i.id for i in first + rest] == ids[::-1]
     assert [i.id for i in hmem.items({"user": "u2"})] == [other]
     assert len(hmem.items()) == 26
-    with pytest.raises(errors.InvalidInputError):
+    with pytest.raises(errors.InvalidInputError, match="limit must be"):
         hmem.items(limit=0)
     hit = hmem.recall("ledger line 7 about harbour fees", k=1, scope={"user": "u1"})[0]
     assert hit.id == ids[7] and {"vector", "lexical"} <= set(hit.evidence)

@@ -172,6 +172,7 @@ def create_app(memory: Memory) -> FastAPI:
     """The app serving ``memory`` (opened for writing by the caller, who closes it)."""
     keys = KeyStore(memory.journal)
     metrics = Metrics()
+    page = INSPECTOR.read_text(encoding="utf-8")  # read once: it ships with the package
     app = FastAPI(title="agentmem", version="1", description=__doc__, responses=ERRORS)
     app.add_middleware(Guard, limit=MAX_BODY, metrics=metrics)
 
@@ -212,7 +213,7 @@ def create_app(memory: Memory) -> FastAPI:
         """The web inspector: recall with scores and evidence, a scope's items on a timeline, the
         knowledge graph around an entity, store statistics. One page, no outside resources; it calls
         this API with the key typed into it."""
-        return HTMLResponse(INSPECTOR.read_text(encoding="utf-8"))
+        return HTMLResponse(page)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -52,6 +52,7 @@ class KeyStore:
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
+        self._any = False  # once a key exists it stays (revoked keys are kept): no need to ask again
 
     def create(self, scope: dict[str, str] | None = None, *, read_only: bool = False, admin: bool = False,
                note: str = "") -> tuple[str, ApiKey]:
@@ -83,8 +84,10 @@ class KeyStore:
     def any(self) -> bool:
         """Whether a key was ever created (revoked ones count: once a memory has keys, every
         request to its server needs one)."""
-        with self._journal.lock:
-            return self._journal.conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+        if not self._any:
+            with self._journal.lock:
+                self._any = self._journal.conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+        return self._any
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key by its id (the 8 hex characters after ``am_``); it stops working at once.
