@@ -16,6 +16,7 @@ def register_commands(cli: click.Group) -> None:
 
     cli.add_command(bench)
     import agentmem.bench.locomo
+    import agentmem.bench.parallel
     import agentmem.bench.serve  # noqa: F401  (each registers its `bench` subcommand)
     from agentmem.doctor import doctor
 
