@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from agentmem.ltm.vector import VectorIndex
 from agentmem.ltm.weights import WeightStore
 from agentmem.plugins import get_embedder, hook
 from agentmem.recall.hits import pick_hits
+from agentmem.rwlock import SharedLock
 from agentmem.statement import content_hash
 from agentmem.stm import ShortTermMemory
 from agentmem.threads import single_blas_thread, single_faiss_thread
@@ -54,9 +56,11 @@ class Memory:
         self.path = memory_path(path)
         self.config = (config or Config()).updated(**options)
         self.read_only = read_only
-        self._lock = threading.RLock()
+        self._lock = SharedLock("a recall (e.g. its recall_candidates hook) cannot write to the memory it reads: "
+                                "write after recall returns")  # recalls share it, writes hold it alone
+        self._uses_lock = threading.Lock()  # recalls count uses side by side
         self._closed = False
-        self._uses: dict[int, int] = {}
+        self._uses: Counter[int] = Counter()  # recalls per item, until written
         self._writer: WriterLock | None = None
         self._open_dir()
         try:
@@ -129,12 +133,11 @@ class Memory:
 
     def close(self) -> None:
         """Flush caches and release the write lock. Safe to call twice."""
-        with self._lock:
+        with self._lock.exclusive():
             if self._closed:
                 return
             try:
-                if not self.read_only:
-                    self._flush_uses()
+                self._flush_uses()
                 self.ltm.close()
             finally:
                 self._closed = True
@@ -198,7 +201,7 @@ class Memory:
         vecs = None if embeddings is None else validate.vectors(embeddings, n, self.dim)
         bar = progress_bar(n, progress, "remember")
         if n >= batch_size:
-            with self._lock:
+            with self._lock.exclusive():
                 self.vector.reserve(n)  # room for every row this call may consolidate
         ids: list[int] = []
         for start in range(0, n, batch_size):
@@ -211,7 +214,7 @@ class Memory:
             size = getattr(self.embedder, "passage_chars", None)
             # a writer on a patched-back schema (tests) stores none
             long = with_passages(rows, size, self._embed) if size and self.journal.has_grams else []
-            with self._lock:
+            with self._lock.exclusive():
                 self._check_open(write=True)
                 new_ids = self.journal.insert_items(rows)
                 if long:
@@ -241,13 +244,13 @@ class Memory:
         write-ahead log (checkpointed into the database and emptied). Writes are durable without it."""
         self._check_open()
         self.ltm.wait()
-        with self._lock:
+        with self._lock.exclusive():
             self.journal.checkpoint()
 
     def consolidate(self) -> ConsolidationReport:
         """Move everything in STM into long-term memory now (dedup, score, facts)."""
         self._check_open(write=True)
-        with self._lock:
+        with self._lock.exclusive():
             return self._consolidate()
 
     def _consolidate(self) -> ConsolidationReport:
@@ -296,7 +299,7 @@ class Memory:
         Items merged into it (or it into) go too: forgetting a memory forgets its duplicates.
         Returns every id removed."""
         self._check_open(write=True)
-        with self._lock:
+        with self._lock.exclusive():
             item_id = validate.item_id(item_id)
             canonical = self.journal.canonical(item_id)
             if canonical is None:
@@ -312,7 +315,7 @@ class Memory:
         if isinstance(item_ids, str | bytes) or not isinstance(item_ids, Iterable):
             raise InvalidInputError(f"forget_many takes a list of ids, got {type(item_ids).__name__}; "
                                     "use forget(id) for one")
-        with self._lock:
+        with self._lock.exclusive():
             wanted = {validate.item_id(i) for i in item_ids}
             canonical = {i: self.journal.canonical(i) for i in wanted}
             missing = sorted(i for i, c in canonical.items() if c is None)
@@ -359,13 +362,13 @@ class Memory:
         filters = validate.filters(filters)
         t0, t1 = validate.when(since, "since"), validate.when(until, "until", upper=True)
         qvec = (validate.vectors(embedding, 1, self.dim) if embedding is not None else self._embed([query]))[0]
-        with self._lock:
+        with self._lock.shared():
             self._check_open()
             q = retrieval.Context(self._stores, retrieval.Query(query, qvec, k, scope_, filters, t0, t1),
                                   self._candidates)
             hits = pick_hits(q, retrieval.search(q), self.journal.get_items, self.stm.__contains__)
-            for hit in hits:
-                self._uses[hit.id] = self._uses.get(hit.id, 0) + 1
+            with self._uses_lock:
+                self._uses.update(hit.id for hit in hits)
         return hits
 
     def _candidates(self, text: str, scope: dict[str, str], k: int) -> list[tuple[str, list[int]]]:
@@ -387,7 +390,7 @@ class Memory:
         t0, t1 = validate.when(since, "since"), validate.when(until, "until", upper=True)
         arr = np.asarray(vectors, dtype=np.float32)
         queries = validate.vectors(arr, 1 if arr.ndim == 1 else len(arr), self.dim)
-        with self._lock:
+        with self._lock.shared():
             self._check_open()
             return retrieval.nearest_vectors(self._stores, queries, k, scope_, filters, t0, t1)
 
@@ -430,19 +433,18 @@ class Memory:
     def stats(self) -> dict[str, Any]:
         """Counts and sizes of every store."""
         self._check_open()
-        with self._lock:
+        with self._lock.shared():
             counts = self.journal.counts()
             disk = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
-            return {
-                "path": str(self.path), "embedder": self.embedder_name, "dim": self.dim, **counts,
+            return {"path": str(self.path), "embedder": self.embedder_name, "dim": self.dim, **counts,
                 "stm_bytes": self.stm.nbytes, "stm_limit_items": self.config.stm_items,
                 "vectors": len(self.vector), "passages": len(self.passages),
                 "vector_store": self.config.vector_store, "vector_index": "hnsw" if self.vector.has_ann else "exact",
                 **{f"graph_{k}": v for k, v in self.graph.stats().items()},
-                "weights": self.weights.names(), "disk_bytes": disk, "read_only": self.read_only,
-            }
+                "weights": self.weights.names(), "disk_bytes": disk, "read_only": self.read_only}
 
     def _flush_uses(self) -> None:
         if self._uses and not self.read_only:
-            uses, self._uses = self._uses, {}
+            with self._uses_lock:
+                uses, self._uses = self._uses, Counter()
             self.journal.add_uses(uses)

@@ -73,8 +73,8 @@ class FilterQueries:
         index = self.index(next(iter(filters))) if filters else None
         source = f"items INDEXED BY {index}" if index else "items"
         j = self._journal
-        with j.lock:
-            rows = j.conn.execute(f"SELECT id FROM {source} WHERE 1 {s_sql}{f_sql}", s_params + f_params).fetchall()
+        with j.reading() as conn:
+            rows = conn.execute(f"SELECT id FROM {source} WHERE 1 {s_sql}{f_sql}", s_params + f_params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def index(self, key: str) -> str | None:
@@ -106,15 +106,15 @@ class FilterQueries:
         out: set[int] = set()
         ids = list(ids)
         j = self._journal
-        with j.lock:
+        with j.reading() as conn:
             for start in range(0, len(ids), 500):
                 sql, params = passing_sql(ids[start:start + 500], filters)
-                out.update(r[0] for r in j.conn.execute(sql, params))
+                out.update(r[0] for r in conn.execute(sql, params))
         return out
 
     def passing_plan(self, filters: dict[str, Any], n_ids: int = 500) -> list[str]:
         """SQLite's plan for a :meth:`passing` query of ``n_ids`` ids (EXPLAIN QUERY PLAN details)."""
         sql, params = passing_sql(list(range(1, n_ids + 1)), filters)
         j = self._journal
-        with j.lock:
-            return [r[-1] for r in j.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+        with j.reading() as conn:
+            return [r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]

@@ -121,8 +121,8 @@ class FullTextIndex:
         if cached is not None and n <= cached[1] * 1.1 + 10 and (cached[0] < cached[2] or limit <= cached[2]):
             return int(min(cached[0], limit))
         match = fts_query([word])
-        with self._journal.lock:
-            df = int(self._journal.conn.execute(
+        with self._journal.reading() as conn:
+            df = int(conn.execute(
                 f"SELECT count(*) FROM (SELECT rowid FROM {_fts_table(table)} WHERE {table} MATCH ? LIMIT ?)",
                 (match, -1 if cap is None else cap)).fetchone()[0])
         if len(self._df) > 100_000:
@@ -134,8 +134,8 @@ class FullTextIndex:
         """(rows, tokens) indexed in a full-text table: the corpus statistics its bm25() uses."""
         if table == "grams_fts" and not self._journal.has_grams:
             return 0, 0
-        with self._journal.lock:
-            row = self._journal.conn.execute(f"SELECT block FROM {_fts_table(table)}_data WHERE id = 1").fetchone()
+        with self._journal.reading() as conn:
+            row = conn.execute(f"SELECT block FROM {_fts_table(table)}_data WHERE id = 1").fetchone()
         if not row or not row[0]:
             return 0, 0
         rows, at = _varint(row[0], 0)
@@ -182,14 +182,14 @@ class FullTextIndex:
             return []
         sql = _lexical_sql(fts, s_sql + f_sql)
         params = [match, *s_params, *f_params]
-        with self._journal.lock:
+        with self._journal.reading() as conn:
             # Matches are read unsorted and sorted here when there are few (a budget keeps them few):
             # SQLite's sorter cost more than the sort (10k items, one query: 0.35 -> 0.31 ms, windows
             # 0.25 -> 0.22). Many matches are left to SQLite, which keeps only the best k.
             cap = max(4 * k, SORT_HERE)
-            rows = self._journal.conn.execute(f"{sql} LIMIT ?", [*params, cap + 1]).fetchall()
+            rows = conn.execute(f"{sql} LIMIT ?", [*params, cap + 1]).fetchall()
             if len(rows) > cap:
-                return self._journal.conn.execute(f"{sql} ORDER BY r DESC, 1 LIMIT ?", [*params, k]).fetchall()
+                return conn.execute(f"{sql} ORDER BY r DESC, 1 LIMIT ?", [*params, k]).fetchall()
         rows.sort(key=_score, reverse=True)  # stable: equal scores stay in id order
         return rows[:k]
 
@@ -198,8 +198,8 @@ class FullTextIndex:
         """SQLite's plan for a :meth:`lexical` query (EXPLAIN QUERY PLAN details, outer loop first)."""
         s_sql, s_params = scopes.clause(scope, "i.")
         f_sql, f_params = filter_clause(filters, since, until, "i.")
-        with self._journal.lock:
-            rows = self._journal.conn.execute(f"EXPLAIN QUERY PLAN {_lexical_sql(_fts_table(table), s_sql + f_sql)}",
+        with self._journal.reading() as conn:
+            rows = conn.execute(f"EXPLAIN QUERY PLAN {_lexical_sql(_fts_table(table), s_sql + f_sql)}",
                                      ['"x"', *s_params, *f_params]).fetchall()
         return [r[-1] for r in rows]
 

@@ -4,14 +4,17 @@ The graph keeps its own copy of the vectors in bfloat16 (half the bytes of float
 traffic of a walk): it only chooses candidates, whose cosines are then computed from the float32 rows,
 so every score a search returns is exact.
 
-Locking protocol, one lock (``lock``) for three parties:
+Locking protocol, one readers-writer lock (``lock``, :class:`agentmem.rwlock.SharedLock`) for three parties:
 
-- the worker inserts pending rows ``ANN_CHUNK`` at a time under ``lock`` (FAISS releases the GIL), and
-  between chunks steps aside while a search is waiting (``searchers``); it retires when none are pending;
-- a search holds ``lock`` for its FAISS call; rows the graph lacks so far (``ntotal`` to the rows'
-  ``n``) are searched exactly, so every search sees every row;
-- the owner replaces the rows' arrays or the graph (compaction, loading) and snapshots a save under
-  ``lock``. Rows below ``n`` never change in place, so the worker may read them between lock holds.
+- the worker inserts pending rows ``ANN_CHUNK`` at a time holding ``lock`` alone (FAISS releases the
+  GIL), and between chunks steps aside while searches run or wait (``searchers``), for at most
+  ``STEP_ASIDE`` seconds so that a steady stream of searches does not starve it; it retires when none
+  are pending;
+- searches share ``lock`` for their FAISS calls, any number at once (FAISS searches only read the
+  graph); rows the graph lacks so far (``ntotal`` to the rows' ``n``) are searched exactly, so every
+  search sees every row;
+- the owner replaces the rows' arrays or the graph (compaction, loading) and snapshots a save holding
+  ``lock`` alone. Rows below ``n`` never change in place, so the worker may read them between holds.
 
 A writer faster than insertion waits while more than ``MAX_BACKLOG`` rows are pending; while a thread
 is blocked on the worker (``waiting``), the worker uses every core.
@@ -30,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from agentmem.rwlock import SharedLock
 from agentmem.threads import cores, faiss_threads
 
 ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an exactly-searched tail
@@ -38,6 +42,7 @@ ANN_BATCH = 1024  # rows waiting before HNSW insertion starts; fewer wait in an 
 RESCORE = 40
 ANN_CHUNK = 128  # rows inserted per lock hold on the background thread (a search waits at most that)
 MAX_BACKLOG = 2 * ANN_BATCH  # an add waits while more rows than this await the worker (docs/benchmarks.md)
+STEP_ASIDE = 0.005  # seconds the worker waits at most between chunks while searches run
 
 _WORKING: weakref.WeakSet[HnswIndex] = weakref.WeakSet()  # indexes whose worker may be running
 
@@ -83,7 +88,7 @@ class HnswIndex:
         self.background = background  # insertion on a worker thread
         self.index: Any = None  # faiss.IndexHNSWSQ (IndexHNSWFlat if saved by format 1)
         self.deferred = False  # rows past ntotal wait for the owner's next save (see VectorIndex.add)
-        self.lock = threading.RLock()  # FAISS calls on the graph; the owner replacing rows or graph
+        self.lock = SharedLock()  # searches share it; insertion and the owner replacing rows or graph hold it alone
         self._params: dict[int, Any] = {}  # efSearch -> faiss.SearchParametersHNSW (unfiltered searches)
         self._searchers = 0  # searches waiting for the lock: the worker steps aside between chunks
         self._searchers_lock = threading.Lock()
@@ -123,7 +128,7 @@ class HnswIndex:
 
     def index_pending(self) -> None:
         """Insert rows the graph lacks (or build it once the size calls for one), here."""
-        with self.lock:
+        with self.lock.exclusive():
             n = self.rows.n
             if self.index is not None and self.index.ntotal < n:
                 self.index.add(self.rows.matrix[self.index.ntotal : n])
@@ -151,7 +156,7 @@ class HnswIndex:
             if wanted != threads:
                 faiss.omp_set_num_threads(wanted)
                 threads = wanted
-            with self.lock:
+            with self.lock.exclusive():
                 n = self.rows.n
                 if self.index is None and not self._closing and not self.deferred and n >= self.threshold:
                     self.build(n)  # the rows so far, in one call; the rest follow in chunks
@@ -165,7 +170,8 @@ class HnswIndex:
                     busy = False
             if busy:
                 # a released lock is not handed over: the worker would take it straight back
-                while self._searchers:
+                until = time.perf_counter() + STEP_ASIDE
+                while self._searchers and time.perf_counter() < until:
                     time.sleep(0.0002)
                 continue
             with self._worker_lock:
@@ -199,11 +205,11 @@ class HnswIndex:
 
     @contextlib.contextmanager
     def searching(self) -> Iterator[None]:
-        """Hold the lock for a FAISS search, counted so that the worker steps aside."""
+        """Share the lock for a FAISS search, counted so that the worker steps aside."""
         with self._searchers_lock:
             self._searchers += 1
         try:
-            with self.lock:
+            with self.lock.shared():
                 yield
         finally:
             with self._searchers_lock:

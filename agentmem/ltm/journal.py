@@ -30,12 +30,13 @@ from agentmem.ltm.checkpoint import Checkpointer
 from agentmem.ltm.filters import FilterQueries, filter_clause
 from agentmem.ltm.fulltext import FullTextIndex
 from agentmem.ltm.passages import PassageRows
+from agentmem.ltm.readers import ReadConnections
 from agentmem.statement import content_hash
 from agentmem.types import Fact, Item
 
 
 class Journal:
-    """One SQLite database file. Thread-safe: a lock serialises use of the connection."""
+    """One SQLite database file. Thread-safe: writes use one connection under ``lock``, reads borrow their own."""
 
     def __init__(self, path: Path, *, read_only: bool = False, synchronous: str = "NORMAL") -> None:
         self.path = path
@@ -48,6 +49,7 @@ class Journal:
         self.checkpointer: Checkpointer | None = None  # the writer's WAL checkpoints (checkpoint.py)
         self._next_id: int | None = None  # the id the next inserted item gets (this is the one writer)
         self._wal = path.with_name(path.name + "-wal")
+        self._tx_thread: int | None = None  # the thread inside tx(), whose reads must see its writes
         self.schema = 0  # the schema version of the file: a reader may open one an older writer keeps
         uri = f"file:{quote(str(path))}" + ("?mode=ro" if read_only else "")  # quoted: '?' and '#' are data
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
@@ -67,6 +69,7 @@ class Journal:
                 self.checkpointer = Checkpointer(uri, self._wal)
             else:
                 self.schema = schema.check_version(self.conn, path)
+            self.readers = ReadConnections(uri, path, read_only)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             if isinstance(exc, sqlite3.OperationalError):  # locked, unwritable: not damage
@@ -90,13 +93,26 @@ class Journal:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on error."""
         with self.lock:
             self.conn.execute("BEGIN IMMEDIATE")
+            self._tx_thread = threading.get_ident()
             try:
                 yield self.conn
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._tx_thread = None
             self.conn.execute("COMMIT")
             self._committed()
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads, without the lock (:mod:`agentmem.ltm.readers`: recalls read in
+        parallel); inside this thread's own write transaction, the writer's, which sees its writes."""
+        if self._tx_thread == threading.get_ident():
+            yield self.conn
+            return
+        with self.readers.borrow() as conn:
+            yield conn
 
     def _committed(self) -> None:
         if self.checkpointer is not None:
@@ -119,14 +135,15 @@ class Journal:
             if self.checkpointer is not None:
                 self.checkpointer.close()
                 self.checkpointer = None
+            self.readers.close()
             self.conn.close()
             self.conn = _ClosedConnection(self.path)  # type: ignore[assignment]
 
     # --- meta ----------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        with self.lock:
-            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self.reading() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
@@ -138,8 +155,8 @@ class Journal:
         """Neighbours on each side of an item's context window (0: none kept); fixed when the
         memory is created, so read once."""
         if self._width is None:
-            with self.lock:
-                self._width = windows.width(self.conn)
+            with self.reading() as conn:
+                self._width = windows.width(conn)
         return self._width
 
     # --- items ---------------------------------------------------------------------------------
@@ -179,10 +196,10 @@ class Journal:
 
     def get_items(self, ids: Sequence[int]) -> dict[int, Item]:
         out: dict[int, Item] = {}
-        with self.lock:
+        with self.reading() as conn:
             for chunk in schema.chunks(list(ids), 500):
                 marks = ",".join("?" * len(chunk))
-                for row in self.conn.execute(
+                for row in conn.execute(
                         f"SELECT {schema.ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk):
                     out[row[0]] = schema.item_from_row(row)
         return out
@@ -192,8 +209,8 @@ class Journal:
         params: tuple[Any, ...] = (tier,) if tier else ()
         last = 0
         while True:
-            with self.lock:
-                rows = self.conn.execute(
+            with self.reading() as conn:
+                rows = conn.execute(
                     f"SELECT {schema.ITEM_COLUMNS} FROM items {where} {'AND' if where else 'WHERE'} id > ? "
                     f"ORDER BY id LIMIT ?", (*params, last, batch)).fetchall()
             if not rows:
@@ -205,8 +222,8 @@ class Journal:
     def scope_items(self, scope: dict[str, str], limit: int, before: int | None = None) -> list[Item]:
         """The items of ``scope`` (either tier), newest first: ``limit`` of them with ids below ``before``."""
         s_sql, s_params = scopes.clause(scope)
-        with self.lock:
-            rows = self.conn.execute(
+        with self.reading() as conn:
+            rows = conn.execute(
                 f"SELECT {schema.ITEM_COLUMNS} FROM items WHERE id < ? {s_sql} ORDER BY id DESC LIMIT ?",
                 [before if before is not None else 1 << 62, *s_params, limit]).fetchall()
         return [schema.item_from_row(r) for r in rows]
@@ -216,14 +233,14 @@ class Journal:
         """(ids int64 (n,), embeddings float32 (n, d), scopes) of the given items, or of a whole tier."""
         rows: list[tuple[Any, ...]] = []
         cols = "id, embedding, user, agent, session"
-        with self.lock:
+        with self.reading() as conn:
             if ids is None:
                 where, params = ("WHERE tier = ?", [tier]) if tier else ("", [])
-                rows = self.conn.execute(f"SELECT {cols} FROM items {where} ORDER BY id", params).fetchall()
+                rows = conn.execute(f"SELECT {cols} FROM items {where} ORDER BY id", params).fetchall()
             else:
                 for chunk in schema.chunks(list(ids), 500):
                     marks = ",".join("?" * len(chunk))
-                    rows += self.conn.execute(f"SELECT {cols} FROM items WHERE id IN ({marks})",
+                    rows += conn.execute(f"SELECT {cols} FROM items WHERE id IN ({marks})",
                                               chunk).fetchall()
         out_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
@@ -234,31 +251,31 @@ class Journal:
     def times(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, times) of the given items: each item's event time, else its creation time."""
         rows: list[tuple[int, float]] = []
-        with self.lock:
+        with self.reading() as conn:
             for chunk in schema.chunks(list(ids), 500):
                 marks = ",".join("?" * len(chunk))
-                rows += self.conn.execute(f"SELECT id, COALESCE(event_time, created_at) FROM items "
+                rows += conn.execute(f"SELECT id, COALESCE(event_time, created_at) FROM items "
                                           f"WHERE id IN ({marks})", chunk).fetchall()
         return (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
                 np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows)))
 
     def ids(self, tier: str | None = None) -> np.ndarray:
         where, params = ("WHERE tier = ?", (tier,)) if tier else ("", ())
-        with self.lock:
-            rows = self.conn.execute(f"SELECT id FROM items {where} ORDER BY id", params).fetchall()
+        with self.reading() as conn:
+            rows = conn.execute(f"SELECT id FROM items {where} ORDER BY id", params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def ltm_tail(self, scope_key: Sequence[str | None], n: int) -> list[str]:
         """Texts of the last ``n`` long-term items of one exact scope (user, agent, session), oldest first."""
-        with self.lock:
-            rows = self.conn.execute(
+        with self.reading() as conn:
+            rows = conn.execute(
                 f"SELECT text FROM items WHERE {windows.SCOPE_SQL} AND tier = 'ltm' ORDER BY id DESC LIMIT ?",
                 (*scope_key, n)).fetchall()
         return [r[0] for r in reversed(rows)]
 
     def max_item_id(self) -> int:
-        with self.lock:
-            return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
+        with self.reading() as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
 
     def same_text_in_ltm(self, items: Sequence[Item]) -> dict[int, int]:
         """For items whose statement (:func:`content_hash`) already exists in LTM in the same scope:
@@ -266,12 +283,12 @@ class Journal:
         wanted = {(content_hash(i.text), scopes.key(i.scope)): i.id for i in items}
         hashes = list({h for h, _ in wanted})
         out: dict[int, int] = {}
-        with self.lock:
+        with self.reading() as conn:
             for chunk in schema.chunks(hashes, 500):
                 marks = ",".join("?" * len(chunk))
                 # INDEXED BY: with "tier = 'ltm'" in the WHERE, SQLite would pick the tier index,
                 # which matches almost every row, and scan the table once per batch
-                rows = sorted(self.conn.execute(
+                rows = sorted(conn.execute(
                     f"SELECT id, content_hash, user, agent, session, tier FROM items INDEXED BY items_hash "
                     f"WHERE content_hash IN ({marks})", chunk))
                 for i, h, u, a, s, tier in rows:
@@ -323,8 +340,8 @@ class Journal:
         ``text`` (:func:`content_hash`)."""
         s_sql, s_params = scopes.clause(scope)
         f_sql, f_params = filter_clause(filters, since, until)
-        with self.lock:
-            rows = self.conn.execute(
+        with self.reading() as conn:
+            rows = conn.execute(
                 f"SELECT id FROM items INDEXED BY items_hash WHERE content_hash = ? {s_sql}{f_sql} "
                 "ORDER BY id LIMIT 100",
                 [content_hash(text), *s_params, *f_params]).fetchall()
@@ -334,8 +351,8 @@ class Journal:
         """The item merged away under ``item_id``, as it was remembered (its own text, metadata and
         times; scope, tier and count are its group's), with ``merged_into`` set; None if not merged.
         Merges recorded before texts were kept read with the canonical's text."""
-        with self.lock:
-            row = self.conn.execute(
+        with self.reading() as conn:
+            row = conn.execute(
                 f"SELECT m.metadata, {', '.join('i.' + c.strip() for c in schema.ITEM_COLUMNS.split(','))} "
                 "FROM merges m JOIN items i ON i.id = m.canonical_id WHERE m.merged_id = ?", (item_id,)).fetchone()
         if row is None:
@@ -348,8 +365,8 @@ class Journal:
             merged_into=group.id)
 
     def merged_into(self, canonical_id: int) -> list[int]:
-        with self.lock:
-            return [r[0] for r in self.conn.execute(
+        with self.reading() as conn:
+            return [r[0] for r in conn.execute(
                 "SELECT merged_id FROM merges WHERE canonical_id = ?", (canonical_id,))]
 
     def least_important(self, keep: int, half_life_days: float) -> list[int]:
@@ -357,13 +374,13 @@ class Journal:
         the older goes). Each scope (user, agent, session, as stored) is its own partition: one
         user's new items never push out another's."""
         now = time.time()
-        with self.lock:
-            over = self.conn.execute(
+        with self.reading() as conn:
+            over = conn.execute(
                 "SELECT 1 FROM items WHERE tier = 'ltm' GROUP BY user, agent, session HAVING COUNT(*) > ? "
                 "LIMIT 1", (keep,)).fetchone()
             if over is None:
                 return []
-            rows = self.conn.execute(
+            rows = conn.execute(
                 "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY user, agent, session ORDER BY "
                 "importance * pow(0.5, (? - COALESCE(event_time, created_at)) / 86400.0 / ?) + 0.1 * uses DESC, "
                 "id DESC) AS place FROM items WHERE tier = 'ltm') WHERE place > ? ORDER BY id",
@@ -372,10 +389,10 @@ class Journal:
 
     def canonical(self, item_id: int) -> int | None:
         """The id an item lives under now: itself, the item it was merged into, or None if gone."""
-        with self.lock:
-            if self.conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone():
+        with self.reading() as conn:
+            if conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone():
                 return item_id
-            row = self.conn.execute("SELECT canonical_id FROM merges WHERE merged_id = ?",
+            row = conn.execute("SELECT canonical_id FROM merges WHERE merged_id = ?",
                                     (item_id,)).fetchone()
         return int(row[0]) if row else None
 
@@ -405,11 +422,10 @@ class Journal:
             c.executemany("UPDATE items SET uses = uses + ? WHERE id = ?", [(n, i) for i, n in uses.items()])
 
     def counts(self) -> dict[str, int]:
-        with self.lock:
-            tiers = dict(self.conn.execute("SELECT tier, COUNT(*) FROM items GROUP BY tier").fetchall())
-            facts = self.conn.execute("SELECT COUNT(*) FROM facts").fetchone()[0]
-            merges = self.conn.execute("SELECT COUNT(*) FROM merges").fetchone()[0]
-            weights = self.conn.execute("SELECT COUNT(*) FROM weights").fetchone()[0]
+        with self.reading() as conn:
+            tiers = dict(conn.execute("SELECT tier, COUNT(*) FROM items GROUP BY tier").fetchall())
+            facts, merges, weights = conn.execute("SELECT (SELECT COUNT(*) FROM facts), (SELECT COUNT(*) FROM merges), "
+                                                  "(SELECT COUNT(*) FROM weights)").fetchone()
         return {"items": sum(tiers.values()), "stm": tiers.get("stm", 0), "ltm": tiers.get("ltm", 0),
                 "facts": facts, "merged": merges, "weight_versions": weights}
 

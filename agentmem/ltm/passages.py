@@ -150,14 +150,14 @@ class PassageRows:
                 "COALESCE(i.event_time, i.created_at) FROM passages p JOIN items i ON i.id = p.item_id")
         rows: list[tuple[Any, ...]] = []
         j = self._journal
-        with j.lock:
+        with j.reading() as conn:
             if not j.has_grams:
                 pass
             elif ids is None:
-                rows = j.conn.execute(f"{cols} ORDER BY p.id").fetchall()
+                rows = conn.execute(f"{cols} ORDER BY p.id").fetchall()
             else:
                 for chunk in chunks(list(ids), 500):
-                    rows += j.conn.execute(f"{cols} WHERE p.item_id IN ({','.join('?' * len(chunk))}) "
+                    rows += conn.execute(f"{cols} WHERE p.item_id IN ({','.join('?' * len(chunk))}) "
                                            "ORDER BY p.id", chunk).fetchall()
         dim = len(rows[0][2]) // 4 if rows else 0
         vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
@@ -169,8 +169,8 @@ class PassageRows:
     def missing(self, longer_than: int) -> list[tuple[int, str]]:
         """(id, text) of items longer than ``longer_than`` characters that have no passages."""
         j = self._journal
-        with j.lock:
-            return j.conn.execute(
+        with j.reading() as conn:
+            return conn.execute(
                 "SELECT id, text FROM items WHERE length(text) > ? AND id NOT IN (SELECT item_id FROM passages) "
                 "ORDER BY id", (longer_than,)).fetchall()
 

@@ -181,7 +181,7 @@ class VectorIndex:
 
     def compact(self) -> None:
         """Drop tombstoned rows and rebuild the approximate index."""
-        with self.hnsw.lock:
+        with self.hnsw.lock.exclusive():
             keep = self._alive[: self.n]
             ids, vecs, codes = self._ids[: self.n][keep], self._vecs[: self.n][keep], self._codes[: self.n][keep]
             times = self._times[: self.n][keep]
@@ -372,11 +372,11 @@ class VectorIndex:
         and leaves the old archive, and the next save writes everything again."""
         self.files.wait()
         if background and not self.hnsw.deferred:
-            with self.hnsw.lock:
+            with self.hnsw.lock.exclusive():
                 snap = self._snapshot(path, self.hnsw.ntotal if self.has_ann else self.n)
             self.files.start(path, snap)
             return snap.n
-        with self.hnsw.lock:
+        with self.hnsw.lock.exclusive():
             self.hnsw.deferred = False
             self.hnsw.index_pending()
             self.files.finish(path, self._snapshot(path, self.n))

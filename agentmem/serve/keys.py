@@ -75,8 +75,8 @@ class KeyStore:
 
     def list(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
-        with self._journal.lock:
-            rows = self._journal.conn.execute(
+        with self._journal.reading() as conn:
+            rows = conn.execute(
                 "SELECT id, user, agent, session, read_only, admin, note, created_at, revoked_at FROM api_keys "
                 "ORDER BY created_at, id").fetchall()
         return [_key(r) for r in rows]
@@ -85,8 +85,8 @@ class KeyStore:
         """Whether a key was ever created (revoked ones count: once a memory has keys, every
         request to its server needs one)."""
         if not self._any:
-            with self._journal.lock:
-                self._any = self._journal.conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+            with self._journal.reading() as conn:
+                self._any = conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
         return self._any
 
     def revoke(self, key_id: str) -> ApiKey:
@@ -105,8 +105,8 @@ class KeyStore:
         if m is None:
             raise AuthError("malformed API key; send 'Authorization: Bearer am_<id>_<secret>' as printed by "
                             "`agentmem keys create`")
-        with self._journal.lock:
-            row = self._journal.conn.execute(
+        with self._journal.reading() as conn:
+            row = conn.execute(
                 "SELECT id, user, agent, session, read_only, admin, note, created_at, revoked_at, hash "
                 "FROM api_keys WHERE id = ?", (m.group(1),)).fetchone()
         if row is None or not hmac.compare_digest(row[9], _digest(key)):
