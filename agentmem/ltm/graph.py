@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agentmem import scope as scopes
 from agentmem import validate
 from agentmem.errors import InvalidInputError, ReadOnlyError
+from agentmem.rwlock import SharedLock
 from agentmem.types import Fact
 
 if TYPE_CHECKING:
@@ -55,13 +56,24 @@ def _key(name: str) -> str:
     return " ".join(_WORD.findall(name.lower()))
 
 
-def _locked(method: F) -> F:
-    """Run a method under the journal's lock, which writers hold while they change the graph: a walk
-    over edges never sees a dict change size under it."""
+def _reads(method: F) -> F:
+    """Run a method sharing the graph's lock with other readers: writers hold it alone while they
+    change the graph, so a walk over edges never sees a dict change size under it."""
 
     @functools.wraps(method)
     def run(self: KnowledgeGraph, *args: Any, **kwargs: Any) -> Any:
-        with self._journal.lock:
+        with self._lock.shared():
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def _writes(method: F) -> F:
+    """Run a method holding the graph's lock alone."""
+
+    @functools.wraps(method)
+    def run(self: KnowledgeGraph, *args: Any, **kwargs: Any) -> Any:
+        with self._lock.exclusive():
             return method(self, *args, **kwargs)
 
     return run  # type: ignore[return-value]
@@ -78,20 +90,21 @@ class KnowledgeGraph:
 
         self._journal = journal
         self._writable = writable
+        self._lock = SharedLock("a graph read cannot change the graph")
         self.g: nx.MultiDiGraph = nx.MultiDiGraph()
         self._by_lower: dict[str, set[str]] = {}  # _key(name) -> the names (nodes) with that key
         self._item_edges: dict[int, set[tuple[str, str, int]]] = {}  # item -> its edges (s, o, fact id)
         self._max_words = 1
         self.rebuild()
 
-    @_locked
+    @_writes
     def rebuild(self) -> None:
         """Reload the graph from the journal."""
         self.g.clear()
         self._by_lower.clear()
         self._item_edges.clear()
-        with self._journal.lock:
-            rows = self._journal.conn.execute(
+        with self._journal.reading() as conn:
+            rows = conn.execute(
                 "SELECT id, subject, relation, object, item_id, user, agent, session FROM facts").fetchall()
         for row in rows:
             self._add_edge(row[0], row[1], row[2], row[3], row[4], scopes.from_columns(row[5:8]))
@@ -112,7 +125,8 @@ class KnowledgeGraph:
             _check_name("object", object)
         with self._journal.tx() as c:
             fid, item, scope_ = self._insert(c, s, r, o, item, scope)
-            self._add_edge(fid, s, r, o, item, scope_)  # under the journal lock: readers see whole edges
+            with self._lock.exclusive():  # readers see whole edges
+                self._add_edge(fid, s, r, o, item, scope_)
         return Fact(s, r, o, item)
 
     def add_facts(self, facts: Iterable[Fact], scope: dict[str, str]) -> int:
@@ -124,8 +138,9 @@ class KnowledgeGraph:
                 s, r, o = _check_name("subject", f.subject), _check_name("relation", f.relation), \
                     _check_name("object", f.object)
                 rows.append((*self._insert(c, s, r, o, f.item, scope), s, r, o))
-            for fid, item, scope_, s, r, o in rows:
-                self._add_edge(fid, s, r, o, item, scope_)
+            with self._lock.exclusive():
+                for fid, item, scope_, s, r, o in rows:
+                    self._add_edge(fid, s, r, o, item, scope_)
         return len(rows)
 
     def _insert(self, c: Any, s: str, r: str, o: str, item: int | None, scope: dict[str, str] | None
@@ -147,7 +162,7 @@ class KnowledgeGraph:
         assert cur.lastrowid is not None
         return cur.lastrowid, item, scope
 
-    @_locked
+    @_writes
     def add_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Add already-journaled fact rows (id, subject, relation, object, item_id, scope) to the cache."""
         for fid, s, r, o, item, scope in rows:
@@ -163,7 +178,7 @@ class KnowledgeGraph:
             if scopes.contains(scope, data["scope"]):
                 yield s, o, key, data
 
-    @_locked
+    @_reads
     def facts(self, entity: str | None = None, relation: str | None = None,
               scope: dict[str, str] | None = None) -> list[Fact]:
         """Facts whose subject or object is ``entity`` (all facts when None), optionally of one relation."""
@@ -184,7 +199,7 @@ class KnowledgeGraph:
             result.append((key, Fact(s, data["relation"], o, data["item"])))
         return [f for _, f in sorted(result, key=lambda x: x[0])]
 
-    @_locked
+    @_reads
     def neighbours(self, entity: str, depth: int = 1, scope: dict[str, str] | None = None) -> list[str]:
         """Entities within ``depth`` hops (either direction), nearest first."""
         scope = _query(entity, scope)
@@ -205,7 +220,7 @@ class KnowledgeGraph:
             frontier = nxt
         return order
 
-    @_locked
+    @_reads
     def path(self, source: str, target: str, scope: dict[str, str] | None = None) -> list[str]:
         """Shortest path of entities between two entities (ignoring direction); [] when none."""
         import networkx as nx
@@ -225,7 +240,7 @@ class KnowledgeGraph:
                     best = found
         return best
 
-    @_locked
+    @_reads
     def find_entities(self, text: str) -> list[str]:
         """Known entity names mentioned in ``text`` (case-insensitive, whole words)."""
         words = [w.lower() for w in _WORD.findall(text)]
@@ -237,7 +252,7 @@ class KnowledgeGraph:
                     found.extend(sorted(names - set(found)))
         return found
 
-    @_locked
+    @_reads
     def items_for(self, entities: list[str], scope: dict[str, str], hops: int = 1) -> list[int]:
         """Items linked to facts touching ``entities`` or their neighbours within ``hops``; nearer first."""
         ranked: list[int] = []
@@ -256,7 +271,7 @@ class KnowledgeGraph:
                         ranked.append(item)
         return ranked
 
-    @_locked
+    @_reads
     def entity_items(self, entities: Iterable[str], scope: dict[str, str], max_df: int,
                      min_df: int = 1) -> dict[str, set[int]]:
         """Entity -> the items of ``scope`` linked to it (as subject or object of a fact), for entities
@@ -268,8 +283,7 @@ class KnowledgeGraph:
         as_subject = f"SELECT item_id FROM facts WHERE subject = ? AND item_id IS NOT NULL{s_sql} LIMIT ?"
         as_object = f"SELECT item_id FROM facts WHERE object = ? AND item_id IS NOT NULL{s_sql} LIMIT ?"
         out: dict[str, set[int]] = {}
-        with self._journal.lock:
-            conn = self._journal.conn
+        with self._journal.reading() as conn:
             for entity in sorted(set(entities)):
                 items = {int(r[0]) for r in conn.execute(as_subject, [entity, *s_params, max_df + 1])}
                 if len(items) <= max_df:  # past max_df it is a hub either way
@@ -285,8 +299,8 @@ class KnowledgeGraph:
         if not seeds:
             return {}
         marks = ",".join("?" * len(seeds))
-        with self._journal.lock:
-            rows = self._journal.conn.execute(
+        with self._journal.reading() as conn:
+            rows = conn.execute(
                 f"SELECT item_id, subject, object FROM facts WHERE item_id IN ({marks})", seeds).fetchall()
         seed_entities: dict[int, set[str]] = {}
         for item, s, o in rows:
@@ -299,6 +313,7 @@ class KnowledgeGraph:
                 gains[i] = gains.get(i, 0.0) + 1.0 / len(seeds)
         return gains
 
+    @_writes
     def remove_items(self, ids: Iterable[int]) -> None:
         """Drop edges linked to forgotten items (the journal rows are deleted by the caller)."""
         doomed = [edge for i in set(ids) for edge in self._item_edges.pop(i, ())]
@@ -314,7 +329,7 @@ class KnowledgeGraph:
                 if not names:
                     del self._by_lower[_key(node)]
 
-    @_locked
+    @_writes
     def relink(self, old: int, new: int) -> None:
         """Point edges of a merged item at the item it was merged into."""
         edges = self._item_edges.pop(old, set())
@@ -323,6 +338,6 @@ class KnowledgeGraph:
         if edges:
             self._item_edges.setdefault(new, set()).update(edges)
 
-    @_locked
+    @_reads
     def stats(self) -> dict[str, int]:
         return {"entities": self.g.number_of_nodes(), "facts": self.g.number_of_edges()}
