@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from agentmem import errors
 from agentmem.config import Config
 from agentmem.hookspecs import hookimpl
-from agentmem.types import Event, Fact, Hit, Item
+from agentmem.types import Event, Fact, Hit, Item, LogEntry
 
 if TYPE_CHECKING:
     from agentmem.client import AsyncClient, Client
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from agentmem.memory import Memory
 
 __version__ = "0.1.0"
-__all__ = ["Agent", "AsyncClient", "Client", "Config", "Event", "Fact", "Hit", "Item", "Memory", "device", "errors",
-           "hookimpl"]
+__all__ = ["Agent", "AsyncClient", "Client", "Config", "Event", "Fact", "Hit", "Item", "LogEntry", "Memory", "device",
+           "errors", "hookimpl"]
 
 _LAZY = {"Memory": "agentmem.memory", "Client": "agentmem.client", "AsyncClient": "agentmem.client",
          "Agent": "agentmem.loop",

@@ -19,7 +19,7 @@ import numpy as np
 
 from agentmem import errors
 from agentmem.ltm.weights import WeightVersion, state_from_bytes
-from agentmem.types import Fact, Hit, Item
+from agentmem.types import Fact, Hit, Item, LogEntry
 
 
 def _time(value: Any) -> float | str | None:
@@ -136,6 +136,11 @@ class Calls:
     @staticmethod
     def stats() -> Call:
         return Call("GET", "/v1/stats", dict)
+
+    @staticmethod
+    def history(limit: int = 50, before: int | None = None) -> Call:
+        params = {"limit": limit, **({} if before is None else {"before": before})}
+        return Call("GET", "/v1/history", lambda r: [LogEntry(**e) for e in r["entries"]], {"params": params})
 
     @staticmethod
     def add_fact(subject: str, relation: str, object: str, item: int | None = None,
@@ -262,6 +267,10 @@ class Client:
         """Counts and sizes of every store (needs an admin key on a server with keys)."""
         return dict(self._run(Calls.stats()))
 
+    def history(self, *args: Any, **kw: Any) -> list[LogEntry]:
+        """Consolidations and forgets, newest first (needs an admin key on a server with keys)."""
+        return list(self._run(Calls.history(*args, **kw)))
+
     def add_fact(self, *args: Any, **kw: Any) -> Fact:
         return self._run(Calls.add_fact(*args, **kw))
 
@@ -324,6 +333,9 @@ class AsyncClient:
 
     async def stats(self) -> dict[str, Any]:
         return dict(await self._run(Calls.stats()))
+
+    async def history(self, *args: Any, **kw: Any) -> list[LogEntry]:
+        return list(await self._run(Calls.history(*args, **kw)))
 
     async def add_fact(self, *args: Any, **kw: Any) -> Fact:
         return await self._run(Calls.add_fact(*args, **kw))

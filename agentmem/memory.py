@@ -39,7 +39,7 @@ from agentmem.rwlock import SharedLock
 from agentmem.statement import content_hash
 from agentmem.stm import ShortTermMemory
 from agentmem.threads import single_blas_thread, single_faiss_thread
-from agentmem.types import Hit, Item
+from agentmem.types import Hit, Item, LogEntry
 
 log = logging.getLogger("agentmem")
 
@@ -280,19 +280,10 @@ class Memory:
         report.promoted = [i.id for i in plan.promote]
         report.merged = {dup.id: canon for dup, canon, _ in plan.merges}
         report.facts = len(plan.facts)
-        report.forgotten = self._apply_forget_policy()
+        report.forgotten = self.ltm.forget_policy(self.config.ltm_max_items, self.config.half_life_days)
         report.seconds = time.perf_counter() - start
         hook().on_consolidate(memory=self, items=plan.promote)
         return report
-
-    def _apply_forget_policy(self) -> list[int]:
-        limit = self.config.ltm_max_items
-        if limit is None:
-            return []
-        doomed = self.journal.least_important(limit, self.config.half_life_days)
-        if doomed:
-            self._forget_ids(doomed, reason=f"policy: ltm_max_items={limit}")
-        return doomed
 
     def forget(self, item_id: int) -> list[int]:
         """Remove an item everywhere (journal, lexical index, vectors, STM, graph links), durably.
@@ -399,6 +390,11 @@ class Memory:
         self._check_open()
         before = None if before is None else validate.item_id(before)
         return self.journal.scope_items(validate.scope(scope), validate.k(limit, "limit"), before)
+
+    def history(self, limit: int = 50, before: int | None = None) -> list[LogEntry]:
+        """Consolidations and forgets as the journal logged them, newest first (ids below ``before``: paging)."""
+        self._check_open()
+        return self.ltm.history(validate.k(limit, "limit"), None if before is None else validate.item_id(before))
 
     def get_many(self, ids: Sequence[int]) -> dict[int, Item]:
         """The items stored under ``ids`` (those forgotten, merged away or never stored are left out),

@@ -63,6 +63,18 @@ class Fact:
     item: int | None = None
 
 
+@dataclass(frozen=True)
+class LogEntry:
+    """One change to a memory's long-term stores as its journal logged it: ``action`` "consolidate"
+    (``detail``: promoted, merged, facts: counts) or "forget" (``detail``: count, ids (the first
+    100), reason: "forget" or the policy that chose them)."""
+
+    id: int
+    at: float  # unix seconds
+    action: str
+    detail: dict[str, Any]
+
+
 @dataclass
 class Event:
     """An input to the agent loop. ``kind`` is "text" by default; ``data`` may carry a tensor, an image

@@ -214,6 +214,15 @@ def test_forget_policy_is_logged(tmp_path: Path) -> None:
         assert mem.stats()["ltm"] == 5 and len(report.forgotten) == 7
         logged = mem.journal.conn.execute("SELECT detail FROM log WHERE action = 'forget'").fetchall()
         assert "ltm_max_items=5" in logged[0][0]
+        mem.forget(mem.recall("fact 3 about topic 3", k=1)[0].id)
+        by_hand, policy, consolidated = mem.history()  # newest first
+        assert isinstance(by_hand, agentmem.LogEntry) and by_hand.detail["reason"] == "forget"
+        assert by_hand.detail["count"] == 1 and by_hand.id > policy.id > consolidated.id
+        assert policy.detail == {"count": 7, "ids": sorted(report.forgotten), "reason": "policy: ltm_max_items=5"}
+        assert consolidated.action == "consolidate" and consolidated.detail == {"promoted": 12, "merged": 0, "facts": 0}
+        assert mem.history(limit=1) == [by_hand] and mem.history(before=policy.id) == [consolidated]
+        with pytest.raises(errors.InvalidInputError, match="limit"):
+            mem.history(limit=0)
 
 
 def test_forget_policy_limits_each_scope_not_the_whole_memory(tmp_path: Path) -> None:

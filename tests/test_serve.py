@@ -121,6 +121,10 @@ def test_the_memory_api_over_http_returns_the_same_types(server: Server) -> None
         with pytest.raises(errors.NotFoundError):
             c.get(one)
         assert c.stats()["items"] == 31
+        forgot, consolidated = c.history(limit=2)  # newest first, as Memory.history gives them
+        assert isinstance(forgot, agentmem.LogEntry) and forgot.action == "forget" and forgot.detail["ids"] == [one]
+        assert consolidated.action == "consolidate" and consolidated.detail["promoted"] == 31
+        assert c.history(before=forgot.id) == c.history()[1:]
     text = httpx.get(server.url + "/metrics").text
     assert 'agentmem_requests_total{route="/v1/recall",method="POST",status="200"} 4' in text
     assert 'agentmem_requests_total{route="/v1/memories/{item_id}",method="GET",status="404"} 1' in text
@@ -210,7 +214,7 @@ def test_a_key_reaches_its_scope_and_nothing_else(server: Server) -> None:
             with pytest.raises(errors.ScopeDeniedError):
                 a.remember("planted", scope=widen)
         for reach in (lambda: a.get(bobs), lambda: a.forget(bobs),
-                      lambda: a.add_fact("x", "y", "z", item=bobs), lambda: a.stats()):
+                      lambda: a.add_fact("x", "y", "z", item=bobs), lambda: a.stats(), lambda: a.history()):
             with pytest.raises(errors.ScopeDeniedError):
                 reach()
         assert a.recall("note of one session", scope={"user": "alice", "session": "s1"})[0].id == narrow
@@ -221,7 +225,7 @@ def test_a_key_reaches_its_scope_and_nothing_else(server: Server) -> None:
             with pytest.raises(errors.ScopeDeniedError, match="read-only"):
                 write()
     with agentmem.Client(server.url, admin["key"]) as root:
-        assert root.get(bobs).scope == {"user": "bob"} and root.stats()["items"] == 3
+        assert root.get(bobs).scope == {"user": "bob"} and root.stats()["items"] == 3 and root.history() == []
     done = subprocess.run([sys.executable, "-m", "agentmem", "keys", "revoke", str(server.path), alice["id"]],
                           env=ENV, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -415,6 +419,8 @@ def test_the_inspector_page_searches_and_draws_the_graph_in_a_real_browser(serve
         c.remember("Melanie painted a lake at sunrise", scope={"user": "u1"})
         c.add_fact("Caroline", "attended", "support group", item=i)
         c.add_fact("Caroline", "friend of", "Melanie", scope={"user": "u1"})
+        c.forget(c.remember("a note remembered, consolidated, then forgotten", scope={"user": "u1"}))
+        c.consolidate()
     url = f"{server.url}/?user=u1&q=support+group&entity=Caroline"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--window-size=1280,900"]
@@ -426,6 +432,8 @@ def test_the_inspector_page_searches_and_draws_the_graph_in_a_real_browser(serve
     assert '<span class="chip">vector</span>' in html  # the evidence that found the hit
     assert html.count('class="node"') == 3 and html.count('class="edge"') == 2  # Caroline, support group, Melanie
     assert html.count('class="dot"') == 2  # both items on the timeline
+    assert html.count('class="log-forget"') == 1 and html.count('class="log-consolidate"') == 1
+    assert "consolidated: 2 to long-term" in html
     shot = tmp_path / "inspector.png"
     done = subprocess.run([browser, *flags, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and shot.stat().st_size > 20_000, done.stderr[-2000:]

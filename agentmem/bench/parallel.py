@@ -88,7 +88,8 @@ def parallel_bench(sizes: str, threads: str, seconds: float, users: int, write_e
             click.echo(f"N={n:,} ...", err=True)
             figures = run(Path(tmp) / "mem", texts, vecs, users, levels, seconds, write_every)
         report["sizes"][str(n)] = figures
-        click.echo(f"\nN = {n:,}, {users} users, {seconds:.0f} s per row, one remember in {write_every} "
+        writes = f"one remember in {write_every}" if write_every else "no remembers"
+        click.echo(f"\nN = {n:,}, {users} users, {seconds:.0f} s per row, {writes} "
                    "(x: requests/s over one thread's, same run; p50 / p99 ms)")
         click.echo(f"{'workload':<9} {'threads':>7} {'req/s':>8} {'x':>6} {'recall p50':>11} {'p99':>8} "
                    f"{'write p50':>10} {'p99':>8} {'errors':>7} {'lost':>5}")

@@ -302,7 +302,7 @@ class Journal:
         """Promote STM items to LTM with their importance (``promote``: (item, importance), in id
         order) and index them for full-text search, fold duplicates into their canonical item
         (counted; each duplicate's own text, metadata and times kept in ``merges``, readable by its
-        id through :meth:`merged_item`) and add facts, all in one transaction.
+        id through :meth:`merged_item`) and add facts, all in one transaction, logged (``log``).
         Returns the fact rows (id, subject, relation, object, item_id, scope)."""
         now = time.time()
         fact_rows = []
@@ -331,6 +331,8 @@ class Journal:
                 c.executemany("INSERT INTO grams_fts (rowid, text) VALUES (?, ?)",
                               [(i.id, g) for i, _ in promote if (g := gram_text(i.text))])
             windows.after_insert(c, [(i.id, i.text, i.scope) for i, _ in promote], self.window_width())
+            c.execute("INSERT INTO log (at, action, detail) VALUES (?, 'consolidate', ?)", (now, json.dumps(
+                {"promoted": len(promote), "merged": len(merges), "facts": len(facts)})))
         self.text.writes += len(promote)
         return fact_rows
 
@@ -366,8 +368,7 @@ class Journal:
 
     def merged_into(self, canonical_id: int) -> list[int]:
         with self.reading() as conn:
-            return [r[0] for r in conn.execute(
-                "SELECT merged_id FROM merges WHERE canonical_id = ?", (canonical_id,))]
+            return [r[0] for r in conn.execute("SELECT merged_id FROM merges WHERE canonical_id = ?", (canonical_id,))]
 
     def least_important(self, keep: int, half_life_days: float) -> list[int]:
         """LTM ids beyond the ``keep`` most important of their scope (importance decayed by age; ties:
@@ -392,8 +393,7 @@ class Journal:
         with self.reading() as conn:
             if conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone():
                 return item_id
-            row = conn.execute("SELECT canonical_id FROM merges WHERE merged_id = ?",
-                                    (item_id,)).fetchone()
+            row = conn.execute("SELECT canonical_id FROM merges WHERE merged_id = ?", (item_id,)).fetchone()
         return int(row[0]) if row else None
 
     def delete_items(self, ids: Sequence[int], reason: str) -> None:

@@ -9,6 +9,7 @@ and update every cache in the same order each time. Callers hold the owning ``Me
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from agentmem.ltm.passages import PassageIndex, split
 from agentmem.ltm.vector import VectorIndex
 from agentmem.ltm.weights import WeightStore
 from agentmem.plugins import get, get_embedder, registry
+from agentmem.types import LogEntry
 
 if TYPE_CHECKING:
     from agentmem.consolidation import ConsolidationPlan
@@ -241,6 +243,28 @@ class LongTermMemory:
         if self.unsaved >= SAVE_EVERY:
             saved = self.vector.save(self.path / VECTOR_FILE, background=True)
             self.unsaved = self.vector.n - saved  # rows HNSW did not hold yet: close saves them
+
+    def forget_policy(self, limit: int | None, half_life_days: float) -> list[int]:
+        """Forget the long-term items beyond the ``limit`` most important of each scope (``ltm_max_items``;
+        None: keep all); returns their ids."""
+        doomed = [] if limit is None else self.journal.least_important(limit, half_life_days)
+        if doomed:
+            self.forget(doomed, reason=f"policy: ltm_max_items={limit}")
+        return doomed
+
+    def history(self, limit: int, before: int | None = None) -> list[LogEntry]:
+        """The journal's log of consolidations and forgets, newest first: ``limit`` entries, ids below ``before``."""
+        with self.journal.reading() as conn:
+            rows = conn.execute("SELECT id, at, action, detail FROM log WHERE id < ? AND action IN "
+                                "('consolidate', 'forget') ORDER BY id DESC LIMIT ?",
+                                (before if before is not None else 1 << 62, limit)).fetchall()
+        out = []
+        for i, at, action, detail in rows:
+            d = json.loads(detail)
+            if action == "forget":  # a policy may forget thousands at once
+                d = {"count": len(d.get("ids", [])), "ids": d.get("ids", [])[:100], "reason": d.get("reason")}
+            out.append(LogEntry(int(i), float(at), action, d))
+        return out
 
     def forget(self, ids: list[int], reason: str) -> None:
         """Remove items from the journal (one transaction, logged with ``reason``) and every cache."""

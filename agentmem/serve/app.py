@@ -10,6 +10,7 @@ Every ``agentmem.errors`` class maps to one status (:data:`STATUS`) with a JSON 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,17 @@ class Facts(BaseModel):
 
 class Entities(BaseModel):
     entities: list[str]
+
+
+class LogEntryOut(BaseModel):
+    id: int
+    at: float
+    action: str
+    detail: dict[str, Any]
+
+
+class History(BaseModel):
+    entries: list[LogEntryOut]
 
 
 def hit_out(h: Hit) -> HitOut:
@@ -297,6 +309,14 @@ def create_app(memory: Memory) -> FastAPI:
         if k is not None and not k.admin:
             raise errors.ScopeDeniedError("stats cover every scope: they need an admin key")
         return memory.stats()
+
+    @app.get("/v1/history", response_model=History)
+    def history(limit: int = 50, before: int | None = None, k: ApiKey | None = Key) -> History:
+        """Consolidations and forgets as the journal logged them, newest first (admin keys: they cover
+        every scope)."""
+        if k is not None and not k.admin:
+            raise errors.ScopeDeniedError("the history covers every scope: it needs an admin key")
+        return History(entries=[LogEntryOut(**dataclasses.asdict(e)) for e in memory.history(limit, before)])
 
     @app.post("/v1/graph/facts", response_model=FactOut)
     def add_fact(body: FactIn, k: ApiKey | None = Key) -> FactOut:
