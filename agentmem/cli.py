@@ -28,13 +28,31 @@ def _scope(user: str | None, agent: str | None, session: str | None) -> dict[str
     return scope or None
 
 
-def _open(path: str | None, **kw: Any) -> Any:
+def _open(path: str | None, url: str | None = None, key: str | None = None, **kw: Any) -> Any:
+    """The memory at ``path``, or with ``url`` a :class:`agentmem.Client` of the server there (which
+    has the embedder loaded: no start-up cost here)."""
+    if url:
+        if path is not None:
+            from agentmem.errors import InvalidInputError
+
+            raise InvalidInputError("pass either --path (open the memory here) or --url (ask a server), not both")
+        from agentmem.client import Client
+
+        return Client(url, key)
     from agentmem.memory import Memory
 
     mem = Memory(path, **kw)
     for notice in mem.notices:
         click.echo(f"notice: {notice}", err=True)
     return mem
+
+
+def remote_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--url and --key: run the command against a running ``agentmem serve`` instead of a directory."""
+    f = click.option("--key", envvar="AGENTMEM_KEY", default=None,
+                     help="API key for --url (default: $AGENTMEM_KEY)")(f)
+    return click.option("--url", envvar="AGENTMEM_URL", default=None,
+                        help="a running `agentmem serve` to use instead of --path (default: $AGENTMEM_URL)")(f)
 
 
 def scope_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,9 +86,11 @@ def cli() -> None:
 @click.option("--metadata", default=None, help="JSON object stored with every text")
 @click.option("--time", "when", default=None, help="event time (ISO-8601 or unix seconds)")
 @scope_options
+@remote_options
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def remember(texts: tuple[str, ...], path: str | None, file: Any, metadata: str | None, when: str | None,
-             user: str | None, agent: str | None, session: str | None, as_json: bool) -> None:
+             user: str | None, agent: str | None, session: str | None, url: str | None, key: str | None,
+             as_json: bool) -> None:
     """Remember TEXTS (or the lines of --file)."""
     from agentmem.errors import InvalidInputError
 
@@ -84,7 +104,7 @@ def remember(texts: tuple[str, ...], path: str | None, file: Any, metadata: str 
     when_value: Any = when
     if when and when.replace(".", "", 1).isascii() and when.replace(".", "", 1).isdigit():
         when_value = float(when)  # unix seconds; anything else is parsed as ISO-8601
-    with _open(path) as mem:
+    with _open(path, url, key) as mem:
         ids = mem.remember_many(items, [meta] * len(items) if meta is not None else None,
                                 _scope(user, agent, session), times=[when_value] * len(items))
     _emit(as_json, {"ids": ids}, lambda: click.echo(" ".join(map(str, ids))))
@@ -114,14 +134,16 @@ def _lines(file: Any) -> list[str]:
 @click.option("--since", default=None, help="event time lower bound")
 @click.option("--until", default=None, help="event time upper bound")
 @scope_options
+@remote_options
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def recall(query: str, path: str | None, k: int, filters: tuple[str, ...], since: str | None,
-           until: str | None, user: str | None, agent: str | None, session: str | None, as_json: bool) -> None:
+           until: str | None, user: str | None, agent: str | None, session: str | None, url: str | None,
+           key: str | None, as_json: bool) -> None:
     """Recall memories relevant to QUERY."""
     from agentmem.validate import pairs
 
     parsed = pairs(filters, "--filter")
-    with _open(path, read_only=True) as mem:
+    with _open(path, url, key, read_only=True) as mem:
         hits = mem.recall(query, k=k, scope=_scope(user, agent, session), filters=parsed or None,
                           since=since, until=until)
 
@@ -137,33 +159,39 @@ def recall(query: str, path: str | None, k: int, filters: tuple[str, ...], since
 @cli.command()
 @click.argument("ids", nargs=-1, type=int, required=True)
 @click.option("--path", default=None, help=PATH_HELP)
+@remote_options
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def forget(ids: tuple[int, ...], path: str | None, as_json: bool) -> None:
+def forget(ids: tuple[int, ...], path: str | None, url: str | None, key: str | None, as_json: bool) -> None:
     """Forget items by id, from every store."""
-    with _open(path) as mem:
+    with _open(path, url, key) as mem:
         removed = mem.forget_many(ids)  # all or none: every id is checked first
     _emit(as_json, {"forgotten": removed}, lambda: click.echo(f"forgot {len(removed)} item(s)"))
 
 
 @cli.command()
 @click.option("--path", default=None, help=PATH_HELP)
+@remote_options
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def consolidate(path: str | None, as_json: bool) -> None:
-    """Move short-term memory into long-term memory now."""
-    with _open(path) as mem:
+def consolidate(path: str | None, url: str | None, key: str | None, as_json: bool) -> None:
+    """Move short-term memory into long-term memory now (with --url, counts instead of ids)."""
+    with _open(path, url, key) as mem:
         report = mem.consolidate()
-    data = asdict(report)
+    data = report if url else asdict(report)  # a server answers counts
+
+    def count(field: str) -> int:
+        return int(data[field]) if url else len(data[field])
+
     _emit(as_json, data, lambda: click.echo(
-        f"promoted {len(report.promoted)}, merged {len(report.merged)}, facts {report.facts} "
-        f"in {report.seconds:.2f}s"))
+        f"promoted {count('promoted')}, merged {count('merged')}, facts {data['facts']} in {data['seconds']:.2f}s"))
 
 
 @cli.command()
 @click.option("--path", default=None, help=PATH_HELP)
+@remote_options
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def stats(path: str | None, as_json: bool) -> None:
+def stats(path: str | None, url: str | None, key: str | None, as_json: bool) -> None:
     """Counts and sizes of every store."""
-    with _open(path, read_only=True) as mem:
+    with _open(path, url, key, read_only=True) as mem:
         data = mem.stats()
     def human() -> None:
         for key, value in data.items():

@@ -114,6 +114,11 @@ class Calls:
         return Call("DELETE", f"/v1/memories/{int(item_id)}", lambda r: list(r["ids"]))
 
     @staticmethod
+    def forget_many(item_ids: Sequence[int]) -> Call:
+        body = {"ids": [int(i) for i in item_ids]}
+        return Call("POST", "/v1/memories/forget", lambda r: list(r["ids"]), {"json": body})
+
+    @staticmethod
     def consolidate() -> Call:
         return Call("POST", "/v1/consolidate", dict)
 
@@ -247,6 +252,10 @@ class Client:
         """Forget an item everywhere (and the items merged into it); every id removed."""
         return list(self._run(Calls.forget(item_id)))
 
+    def forget_many(self, item_ids: Sequence[int]) -> list[int]:
+        """Forget several items, all or none (an unknown id: NotFoundError, nothing forgotten); every id removed."""
+        return list(self._run(Calls.forget_many(item_ids)))
+
     def consolidate(self) -> dict[str, Any]:
         """Move the server's short-term memory into long-term memory now; counts of what happened."""
         return dict(self._run(Calls.consolidate()))
@@ -318,6 +327,9 @@ class AsyncClient:
 
     async def forget(self, item_id: int) -> list[int]:
         return list(await self._run(Calls.forget(item_id)))
+
+    async def forget_many(self, item_ids: Sequence[int]) -> list[int]:
+        return list(await self._run(Calls.forget_many(item_ids)))
 
     async def consolidate(self) -> dict[str, Any]:
         return dict(await self._run(Calls.consolidate()))

@@ -30,7 +30,7 @@ from agentmem.ltm.checkpoint import Checkpointer
 from agentmem.ltm.filters import FilterQueries, filter_clause
 from agentmem.ltm.fulltext import FullTextIndex
 from agentmem.ltm.passages import PassageRows
-from agentmem.ltm.readers import ReadConnections
+from agentmem.ltm.readers import Lent, ReadConnections
 from agentmem.statement import content_hash
 from agentmem.types import Fact, Item
 
@@ -104,15 +104,12 @@ class Journal:
             self.conn.execute("COMMIT")
             self._committed()
 
-    @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
+    def reading(self) -> Lent:
         """A connection for reads, without the lock (:mod:`agentmem.ltm.readers`: recalls read in
         parallel); inside this thread's own write transaction, the writer's, which sees its writes."""
         if self._tx_thread == threading.get_ident():
-            yield self.conn
-            return
-        with self.readers.borrow() as conn:
-            yield conn
+            return Lent(self.conn)
+        return Lent(self.readers.get())
 
     def _committed(self) -> None:
         if self.checkpointer is not None:

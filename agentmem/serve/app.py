@@ -294,6 +294,22 @@ def create_app(memory: Memory) -> FastAPI:
         narrowed(k, reachable(item_id, k).scope, write=True)
         return Ids(ids=memory.forget(item_id))
 
+    @app.post("/v1/memories/forget", response_model=Ids)
+    def forget_many(body: Ids, k: ApiKey | None = Key) -> Ids:
+        """Forget several memories, all or none (as ``Memory.forget_many``); every id removed."""
+        if len(body.ids) > MAX_BATCH:
+            raise errors.RequestTooLargeError(f"{len(body.ids)} ids in one request (max {MAX_BATCH}); split it")
+        missing = []
+        for item_id in body.ids:
+            try:
+                narrowed(k, reachable(item_id, k).scope, write=True)
+            except errors.NotFoundError:
+                missing.append(item_id)
+        if missing:
+            raise errors.NotFoundError(f"no item{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}; "
+                                       "nothing was forgotten: pass only ids that exist")
+        return Ids(ids=memory.forget_many(body.ids))
+
     @app.post("/v1/consolidate")
     def consolidate(k: ApiKey | None = Key) -> dict[str, Any]:
         """Move short-term memory into long-term memory now; counts of what happened."""
