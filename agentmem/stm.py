@@ -33,7 +33,8 @@ def _tensor_bytes(t: Any) -> int:
 
 
 class ShortTermMemory:
-    """Recent items, scanned exactly on recall. Not thread-safe: the owning Memory serialises access."""
+    """Recent items, scanned exactly on recall. Not thread-safe for writes: the owning Memory's lock keeps writes
+    apart from each other and from the recalls that scan it side by side."""
 
     def __init__(self, dim: int, max_items: int, max_bytes: int, lexicon: bool = False) -> None:
         """``lexicon=True`` also keeps the items' terms (``self.lexicon``) for lexical scans."""

@@ -213,6 +213,9 @@ def test_a_key_reaches_its_scope_and_nothing_else(server: Server) -> None:
                 a.recall("PIN", scope=widen)
             with pytest.raises(errors.ScopeDeniedError):
                 a.remember("planted", scope=widen)
+        with pytest.raises(errors.ScopeDeniedError):
+            a.forget_many([mine, bobs])  # all or none: the reachable one stays too
+        assert a.get(mine).id == mine
         for reach in (lambda: a.get(bobs), lambda: a.forget(bobs),
                       lambda: a.add_fact("x", "y", "z", item=bobs), lambda: a.stats(), lambda: a.history()):
             with pytest.raises(errors.ScopeDeniedError):
@@ -238,6 +241,36 @@ def test_a_key_reaches_its_scope_and_nothing_else(server: Server) -> None:
     assert all("key" not in r and "hash" not in r for r in rows)
     journal = (server.path / "journal.sqlite3").read_bytes()
     assert alice["key"].encode() not in journal  # only the hash is stored
+
+
+def test_the_command_line_uses_a_running_server_with_url(server: Server) -> None:
+    """``--url`` (or $AGENTMEM_URL) and $AGENTMEM_KEY: the CLI asks the server, which has the embedder
+    loaded, instead of opening the directory (which the server holds anyway)."""
+    admin = keys(server.path, "--admin")
+    user = keys(server.path, "--user", "carol")
+
+    def cli(*args: str, key: str = user["key"]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "agentmem", *args], env={**ENV, "AGENTMEM_KEY": key},
+                              capture_output=True, text=True, timeout=60)
+
+    done = cli("remember", "carol parks on level 3", "carol's locker is 41", "--url", server.url, "--json")
+    assert done.returncode == 0, done.stderr
+    ids = json.loads(done.stdout)["ids"]
+    found = cli("recall", "where does carol park?", "-k", "1", "--url", server.url, "--json")
+    assert found.returncode == 0 and json.loads(found.stdout)[0]["id"] == ids[0], found.stderr
+    assert json.loads(found.stdout)[0]["scope"] == {"user": "carol"}  # the key's scope
+    denied = cli("recall", "anything", "--user", "dave", "--url", server.url)
+    assert denied.returncode == 1 and denied.stderr.startswith("error: ") and "scope" in denied.stderr
+    unknown = cli("forget", str(ids[0]), "999999", "--url", server.url)
+    assert unknown.returncode == 1 and "999999" in unknown.stderr and "nothing was forgotten" in unknown.stderr
+    assert cli("forget", str(ids[1]), "--url", server.url, "--json").stdout.strip() == json.dumps(
+        {"forgotten": [ids[1]]})
+    report = cli("consolidate", "--url", server.url, "--json")
+    assert report.returncode == 0 and json.loads(report.stdout)["promoted"] == 1, report.stderr
+    stats = cli("stats", "--json", "--url", server.url, key=admin["key"])
+    assert stats.returncode == 0 and json.loads(stats.stdout)["items"] == 1, stats.stderr
+    both = cli("stats", "--path", str(server.path), "--url", server.url)
+    assert both.returncode == 1 and "either --path" in both.stderr
 
 
 def test_listening_beyond_loopback_without_keys_is_refused(tmp_path: Path) -> None:
