@@ -1,7 +1,8 @@
 """Concurrency model: in one process, any number of threads share a Memory (recalls side by side under
-a readers-writer lock, writes alone: tests/test_parallel.py); across processes, one writer holds ``<memdir>/LOCK`` and others wait at most
-``lock_timeout`` seconds for it, then get MemoryLockedError; read_only openers need no lock and work
-beside the writer. Every wait here is bounded, so a deadlock fails the test instead of hanging it."""
+a readers-writer lock, writes alone: tests/test_parallel.py); across processes, one writer holds
+``<memdir>/LOCK`` and others wait at most ``lock_timeout`` seconds for it, then get
+MemoryLockedError; read_only openers need no lock and work beside the writer. Every wait here is
+bounded, so a deadlock fails the test instead of hanging it."""
 
 from __future__ import annotations
 

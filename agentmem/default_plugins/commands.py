@@ -24,7 +24,8 @@ def register_commands(cli: click.Group) -> None:
     from agentmem.runner import run
 
     cli.add_command(run)
-    from agentmem.serve.cli import keys, serve
+    from agentmem.serve.cli import keys, mcp, serve
 
     cli.add_command(serve)
+    cli.add_command(mcp)
     cli.add_command(keys)

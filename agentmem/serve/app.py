@@ -10,8 +10,10 @@ Every ``agentmem.errors`` class maps to one status (:data:`STATUS`) with a JSON 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
+from starlette.routing import Route
 
 from agentmem import errors, validate
 from agentmem.ltm.weights import state_from_bytes
@@ -26,7 +29,25 @@ from agentmem.memory import Memory
 from agentmem.serve.guard import Guard, error_body
 from agentmem.serve.keys import ApiKey, KeyStore, narrowed, reaches
 from agentmem.serve.metrics import Metrics
-from agentmem.types import Fact, Hit, Item
+from agentmem.serve.models import (
+    Entities,
+    FactIn,
+    FactOut,
+    Facts,
+    History,
+    Hits,
+    Ids,
+    ItemOut,
+    ItemsOut,
+    LogEntryOut,
+    MemoriesIn,
+    MemoryIn,
+    RecallIn,
+    fact_out,
+    hit_out,
+    item_out,
+)
+from agentmem.types import Item
 
 INSPECTOR = Path(__file__).with_name("inspector.html")
 MAX_BODY = 16 << 20  # bytes of one request body
@@ -64,128 +85,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (500, "stored data failed its integrity check"), (503, "the memory is closed or locked"))}
 
 
-class MemoryIn(BaseModel):
-    text: str
-    metadata: dict[str, Any] | None = None
-    scope: dict[str, str] | None = None
-    time: float | str | None = Field(None, description="when the event happened: unix seconds or ISO-8601")
-    embedding: list[float] | None = Field(None, description="the text's embedding, to skip the embedder")
-
-
-class MemoriesIn(BaseModel):
-    """One memory (``text``...) or many (``items``)."""
-
-    text: str | None = None
-    metadata: dict[str, Any] | None = None
-    scope: dict[str, str] | None = None
-    time: float | str | None = None
-    embedding: list[float] | None = None
-    items: list[MemoryIn] | None = None
-
-
-class Ids(BaseModel):
-    ids: list[int]
-
-
-class RecallIn(BaseModel):
-    query: str
-    k: int = 10
-    scope: dict[str, str] | None = None
-    filters: dict[str, Any] | None = None
-    since: float | str | None = None
-    until: float | str | None = None
-    embedding: list[float] | None = None
-
-
-class HitOut(BaseModel):
-    id: int
-    text: str
-    score: float
-    metadata: dict[str, Any]
-    source: str
-    scope: dict[str, str]
-    event_time: float | None
-    cosine: float | None
-    matched: float | None
-    evidence: list[str]
-
-
-class Hits(BaseModel):
-    hits: list[HitOut]
-
-
-class ItemOut(BaseModel):
-    id: int
-    text: str
-    metadata: dict[str, Any]
-    scope: dict[str, str]
-    created_at: float
-    event_time: float | None
-    tier: str
-    count: int
-    importance: float
-    merged_into: int | None
-
-
-class ItemsOut(BaseModel):
-    items: list[ItemOut]
-
-
-class FactIn(BaseModel):
-    subject: str
-    relation: str
-    object: str
-    item: int | None = None
-    scope: dict[str, str] | None = None
-
-
-class FactOut(BaseModel):
-    subject: str
-    relation: str
-    object: str
-    item: int | None
-
-
-class Facts(BaseModel):
-    facts: list[FactOut]
-
-
-class Entities(BaseModel):
-    entities: list[str]
-
-
-class LogEntryOut(BaseModel):
-    id: int
-    at: float
-    action: str
-    detail: dict[str, Any]
-
-
-class History(BaseModel):
-    entries: list[LogEntryOut]
-
-
-def hit_out(h: Hit) -> HitOut:
-    return HitOut(id=h.id, text=h.text, score=h.score, metadata=h.metadata, source=h.source, scope=h.scope,
-                  event_time=h.event_time, cosine=h.cosine, matched=h.matched, evidence=list(h.evidence))
-
-
-def item_out(i: Item) -> ItemOut:
-    return ItemOut(id=i.id, text=i.text, metadata=i.metadata, scope=i.scope, created_at=i.created_at,
-                   event_time=i.event_time, tier=i.tier, count=i.count, importance=i.importance,
-                   merged_into=i.merged_into)
-
-
-def fact_out(f: Fact) -> FactOut:
-    return FactOut(subject=f.subject, relation=f.relation, object=f.object, item=f.item)
-
-
-def create_app(memory: Memory) -> FastAPI:
-    """The app serving ``memory`` (opened for writing by the caller, who closes it)."""
+def create_app(memory: Memory, host: str = "127.0.0.1") -> FastAPI:
+    """The app serving ``memory`` (opened for writing by the caller, who closes it) on ``host``."""
     keys = KeyStore(memory.journal)
     metrics = Metrics()
     page = INSPECTOR.read_text(encoding="utf-8")  # read once: it ships with the package
-    app = FastAPI(title="agentmem", version="1", description=__doc__, responses=ERRORS)
+    mcp_routes, lifespan = _mcp(memory, keys, host)
+    app = FastAPI(title="agentmem", version="1", description=__doc__, responses=ERRORS, lifespan=lifespan)
+    app.router.routes.extend(mcp_routes)
     app.add_middleware(Guard, limit=MAX_BODY, metrics=metrics)
 
     @app.exception_handler(errors.AgentMemError)
@@ -200,14 +107,7 @@ def create_app(memory: Memory) -> FastAPI:
 
     def key(request: Request) -> ApiKey | None:
         """The request's key; None on a server whose memory has no key yet (loopback only)."""
-        header = request.headers.get("authorization", "")
-        if not keys.any() and not header:
-            return None
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise errors.AuthError("this server needs an API key: send 'Authorization: Bearer <key>' "
-                                   "(`agentmem keys create PATH --user U` makes one)")
-        return keys.verify(token.strip())
+        return keys.from_header(request.headers.get("authorization", ""))
 
     Key = Depends(key)
 
@@ -396,6 +296,41 @@ def create_app(memory: Memory) -> FastAPI:
         return {"name": name, "version": number}
 
     return app
+
+
+def _mcp(memory: Memory, keys: KeyStore, host: str) -> tuple[list[Any], Any]:
+    """The MCP tools over Streamable HTTP at ``/mcp`` (:mod:`agentmem.serve.mcp_tools`; the same
+    bearer keys and scope rules as the REST routes) and the lifespan that runs their session manager;
+    nothing when the ``mcp`` extra is not installed."""
+    try:
+        from agentmem.serve.mcp_tools import build
+    except ImportError:
+        return [], None
+    server = build(memory, lambda ctx: keys.from_header((ctx.headers or {}).get("authorization", "")))
+    # stateless, JSON answers: any node can take any request, and no SSE framing per call
+    routes = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True,
+                                        host=host).routes
+    (route,) = [r for r in routes if isinstance(r, Route) and r.path == "/mcp"]
+    inner = route.app
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        """No valid key, no MCP session (401 as on every route); each tool call then checks its scope."""
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        try:
+            keys.from_header(header)
+        except errors.AuthError as exc:
+            await JSONResponse(error_body("AuthError", str(exc)), status_code=401)(scope, receive, send)
+            return
+        await inner(scope, receive, send)
+
+    route.app = guarded
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with server.session_manager.run():
+            yield
+
+    return list(routes), lifespan
 
 
 def _version(v: Any) -> dict[str, Any]:

@@ -24,6 +24,37 @@ def is_loopback(host: str) -> bool:
 
 @click.command()
 @click.argument("path")
+@click.option("--user", default=None, help="the scope every tool call acts in (a call may narrow it)")
+@click.option("--agent", default=None, help="agent scope")
+@click.option("--session", default=None, help="session scope")
+@click.option("--read-only", is_flag=True, help="refuse every write (remember, forget, consolidate, add_fact)")
+def mcp(path: str, user: str | None, agent: str | None, session: str | None, read_only: bool) -> None:
+    """Serve the memory at PATH as an MCP server over stdio (for Claude Desktop, Cursor, any MCP client).
+
+    This process owns the memory's writer lock. The scope comes from --user/--agent/--session: every
+    tool call acts in it and may narrow it, never widen it; without any, calls reach every scope."""
+    try:
+        from agentmem.serve.mcp_tools import build
+    except ImportError as exc:
+        raise click.ClickException(f"the MCP server needs its extra: pip install 'agentmem-toolkit[mcp]' ({exc})") \
+            from exc
+    from agentmem.memory import Memory
+    from agentmem.serve.keys import ApiKey
+
+    scope = {k: v for k, v in (("user", user), ("agent", agent), ("session", session)) if v}
+    key = ApiKey("stdio", scope, read_only=read_only, admin=not scope)
+    try:
+        mem = Memory(path)
+    except AgentMemError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        build(mem, lambda ctx: key).run("stdio")
+    finally:
+        mem.close()
+
+
+@click.command()
+@click.argument("path")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8765, show_default=True, type=int, help="port to listen on")
 def serve(path: str, host: str, port: int) -> None:
@@ -51,7 +82,7 @@ def serve(path: str, host: str, port: int) -> None:
                 f"refusing to listen on {host} with no API key: anyone who can reach it would read and write "
                 f"every scope. Create keys first (`agentmem keys create {path} --user U`), or listen on 127.0.0.1")
         click.echo(f"agentmem serving {mem.path} on http://{host}:{port} (docs at /docs)", err=True)
-        uvicorn.run(create_app(mem), host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(create_app(mem, host), host=host, port=port, log_level="warning", access_log=False)
     finally:
         mem.close()
 

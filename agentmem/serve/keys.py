@@ -99,6 +99,17 @@ class KeyStore:
             raise NotFoundError(f"no key {key_id!r}; `agentmem keys list PATH` shows the ids")
         return found[0]
 
+    def from_header(self, header: str) -> ApiKey | None:
+        """The key an ``Authorization`` header proves; None when the memory has no key yet and the
+        header is empty (a loopback-only server serves every scope); AuthError otherwise."""
+        if not header and not self.any():
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("this server needs an API key: send 'Authorization: Bearer <key>' "
+                            "(`agentmem keys create PATH --user U` makes one)")
+        return self.verify(token.strip())
+
     def verify(self, key: str) -> ApiKey:
         """The stored key that ``key`` proves; AuthError if it is malformed, unknown or revoked."""
         m = KEY.match(key)
