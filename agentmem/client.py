@@ -130,8 +130,10 @@ class Calls:
         return Call("POST", "/v1/recall", lambda r: [_hit(h) for h in r["hits"]], {"json": body})
 
     @staticmethod
-    def items(scope: dict[str, str] | None = None, limit: int = 100, before: int | None = None) -> Call:
-        params = {"limit": limit, **({} if before is None else {"before": before}), **(scope or {})}
+    def items(scope: dict[str, str] | None = None, limit: int = 100, before: int | None = None,
+              filters: dict[str, Any] | None = None) -> Call:
+        params = {"limit": limit, **({} if before is None else {"before": before}), **(scope or {}),
+                  **({} if filters is None else {"filters": json.dumps(filters)})}
         return Call("GET", "/v1/memories", lambda r: [_item(i) for i in r["items"]], {"params": params})
 
     @staticmethod
@@ -265,7 +267,7 @@ class Client:
         return list(self._run(Calls.recall(*args, **kw)))
 
     def items(self, *args: Any, **kw: Any) -> list[Item]:
-        """The items of ``scope``, newest first: ``limit`` of them with ids below ``before``."""
+        """The items of ``scope`` (passing ``filters``), newest first: ``limit`` of them with ids below ``before``."""
         return list(self._run(Calls.items(*args, **kw)))
 
     def get(self, item_id: int) -> Item:

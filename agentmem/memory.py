@@ -385,11 +385,14 @@ class Memory:
             self._check_open()
             return retrieval.nearest_vectors(self._stores, queries, k, scope_, filters, t0, t1)
 
-    def items(self, scope: dict[str, str] | None = None, limit: int = 100, before: int | None = None) -> list[Item]:
-        """The items of ``scope``, newest first: ``limit`` (1 to 10,000) with ids below ``before`` (paging)."""
+    def items(self, scope: dict[str, str] | None = None, limit: int = 100, before: int | None = None,
+              filters: dict[str, Any] | None = None) -> list[Item]:
+        """The items of ``scope`` (passing the metadata ``filters``), newest first: ``limit`` (1 to 10,000)
+        with ids below ``before`` (paging)."""
         self._check_open()
         before = None if before is None else validate.item_id(before)
-        return self.journal.scope_items(validate.scope(scope), validate.k(limit, "limit"), before)
+        return self.journal.scope_items(validate.scope(scope), validate.k(limit, "limit"), before,
+                                        validate.filters(filters))
 
     def history(self, limit: int = 50, before: int | None = None) -> list[LogEntry]:
         """Consolidations and forgets as the journal logged them, newest first (ids below ``before``: paging)."""

@@ -139,8 +139,7 @@ class Journal:
     # --- meta ----------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        with self.reading() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self.reading().conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
@@ -216,13 +215,18 @@ class Journal:
                 yield schema.item_from_row(row)
             last = rows[-1][0]
 
-    def scope_items(self, scope: dict[str, str], limit: int, before: int | None = None) -> list[Item]:
-        """The items of ``scope`` (either tier), newest first: ``limit`` of them with ids below ``before``."""
+    def scope_items(self, scope: dict[str, str], limit: int, before: int | None = None,
+                    filters: dict[str, Any] | None = None) -> list[Item]:
+        """The items of ``scope`` (either tier, passing ``filters``, through the value index of their first key),
+        newest first: ``limit`` with ids below ``before``."""
         s_sql, s_params = scopes.clause(scope)
+        f_sql, f_params = filter_clause(filters, None, None)
+        if filters:
+            self.filters.index(next(iter(filters)))
         with self.reading() as conn:
             rows = conn.execute(
-                f"SELECT {schema.ITEM_COLUMNS} FROM items WHERE id < ? {s_sql} ORDER BY id DESC LIMIT ?",
-                [before if before is not None else 1 << 62, *s_params, limit]).fetchall()
+                f"SELECT {schema.ITEM_COLUMNS} FROM items WHERE id < ? {s_sql}{f_sql} ORDER BY id DESC LIMIT ?",
+                [before if before is not None else 1 << 62, *s_params, *f_params, limit]).fetchall()
         return [schema.item_from_row(r) for r in rows]
 
     def vectors(self, ids: Sequence[int] | None = None, tier: str | None = None
@@ -271,8 +275,7 @@ class Journal:
         return [r[0] for r in reversed(rows)]
 
     def max_item_id(self) -> int:
-        with self.reading() as conn:
-            return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
+        return int(self.reading().conn.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
 
     def same_text_in_ltm(self, items: Sequence[Item]) -> dict[int, int]:
         """For items whose statement (:func:`content_hash`) already exists in LTM in the same scope:

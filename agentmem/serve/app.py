@@ -178,10 +178,12 @@ def create_app(memory: Memory, host: str = "127.0.0.1") -> FastAPI:
 
     @app.get("/v1/memories", response_model=ItemsOut)
     def items(limit: int = 100, before: int | None = None, user: str | None = None, agent: str | None = None,
-              session: str | None = None, k: ApiKey | None = Key) -> ItemsOut:
-        """The memories of a scope, newest first (``limit`` of them, ids below ``before``)."""
+              session: str | None = None, filters: str | None = None, k: ApiKey | None = Key) -> ItemsOut:
+        """The memories of a scope, newest first (``limit`` of them, ids below ``before``; ``filters``: a
+        JSON object of metadata equalities)."""
         scope = narrowed(k, _scope(user, agent, session))
-        return ItemsOut(items=[item_out(i) for i in memory.items(scope, limit, before)])
+        return ItemsOut(items=[item_out(i) for i in memory.items(scope, limit, before,
+                                                                 _json_object(filters, "filters"))])
 
     @app.get("/v1/memories/{item_id}", response_model=ItemOut)
     def get(item_id: int, k: ApiKey | None = Key) -> ItemOut:
@@ -338,15 +340,15 @@ def _version(v: Any) -> dict[str, Any]:
             "created_at": v.created_at, "current": v.current}
 
 
-def _json_object(text: str | None) -> dict[str, Any] | None:
+def _json_object(text: str | None, what: str = "metadata") -> dict[str, Any] | None:
     if text is None:
         return None
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise errors.InvalidInputError(f"metadata is not JSON: {exc}") from exc
+        raise errors.InvalidInputError(f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, dict):
-        raise errors.InvalidInputError("metadata must be a JSON object")
+        raise errors.InvalidInputError(f"{what} must be a JSON object")
     return value
 
 
