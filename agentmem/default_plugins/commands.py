@@ -15,6 +15,7 @@ def register_commands(cli: click.Group) -> None:
     from agentmem.bench import bench, throughput  # noqa: F401  (registers `bench throughput`)
 
     cli.add_command(bench)
+    import agentmem.bench.adapters
     import agentmem.bench.locomo
     import agentmem.bench.parallel
     import agentmem.bench.serve  # noqa: F401  (each registers its `bench` subcommand)
