@@ -249,6 +249,35 @@ def demo(path: str | None, as_json: bool) -> None:
         click.echo(json.dumps(result, default=str))
 
 
+@cli.command("export")
+@click.argument("src")
+@click.argument("out")
+@click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
+def export_cmd(src: str, out: str, as_json: bool) -> None:
+    """Write the memory at SRC as an archive into the new directory OUT (works beside a running writer)."""
+    from agentmem.archive import export_memory
+
+    manifest = export_memory(src, out)
+    counts = {t: e["rows"] for t, e in manifest["tables"].items()}
+    _emit(as_json, manifest, lambda: click.echo(
+        f"exported {counts.get('items', 0)} items, {counts.get('merges', 0)} merges, {counts.get('facts', 0)} facts, "
+        f"{len(manifest['weights'])} weight files to {out}"))
+
+
+@cli.command("import")
+@click.argument("archive")
+@click.argument("dst")
+@click.option("--json", "as_json", is_flag=True, help="print the rows imported per table as JSON")
+def import_cmd(archive: str, dst: str, as_json: bool) -> None:
+    """Make the new memory DST of ARCHIVE (written by `agentmem export`): the same ids and records."""
+    from agentmem.archive import import_memory
+
+    counts = import_memory(archive, dst)
+    _emit(as_json, counts, lambda: click.echo(
+        f"imported {counts.get('items', 0)} items, {counts.get('merges', 0)} merges, {counts.get('facts', 0)} facts "
+        f"into {dst}"))
+
+
 def _load_plugin_commands() -> None:
     from agentmem.plugins import hook
 
