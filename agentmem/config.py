@@ -113,4 +113,8 @@ def memory_path(path: object) -> Path:
     if not text.strip():
         raise MemoryPathError("the memory path is empty; pass a directory such as ./memdir, or leave it out "
                               "for $AGENTMEM_HOME (~/.agentmem)")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme:  # a URL would otherwise quietly become a directory named "postgresql:" under the working one
+        raise MemoryPathError(f"{scheme}:// memories are not supported by this agentmem (only directories; a "
+                              "PostgreSQL backend is planned, not built); pass a directory such as ./memdir")
     return Path(text)

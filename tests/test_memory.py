@@ -310,6 +310,14 @@ def test_an_empty_path_is_refused_not_the_working_directory(tmp_path: Path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("url", ["postgresql://user@localhost/db", "postgres://h/db", "HTTP://127.0.0.1:8765"])
+def test_a_url_is_refused_not_made_into_a_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(errors.MemoryPathError, match=r"not supported.*pass a directory"):
+        agentmem.Memory(url)
+    assert list(tmp_path.iterdir()) == []  # no directory named "postgresql:" appeared
+
+
 def test_a_lock_file_that_cannot_be_created_is_a_path_error(tmp_path: Path) -> None:
     (tmp_path / "m" / "LOCK").mkdir(parents=True)
     with pytest.raises(errors.MemoryPathError, match="lock file"):
