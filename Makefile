@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,serve,mcp,langchain,langgraph,llamaindex]" $(foreach p,$(dir $(PLUGINS)),-e ./$(p))
+	$(PIP) install -q -e ".[dev,serve,mcp,langchain,langgraph,llamaindex,postgres]" $(foreach p,$(dir $(PLUGINS)),-e ./$(p))
 	-@command -v apt-get >/dev/null && [ ! -d /usr/share/datasets/fashion-mnist ] && \
 	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1)) || true

@@ -22,8 +22,6 @@ beside a running writer (a server); import writes into a new, empty directory on
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import shutil
 import sqlite3
@@ -32,31 +30,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from agentmem.archive_format import FORMAT, TABLES, VERSION, decode, encode, sha256_of
 from agentmem.errors import CorruptionError, InvalidInputError, MemoryPathError, SchemaError
 
-FORMAT, VERSION = "agentmem-archive", 1
-TABLES = ("meta", "items", "merges", "facts", "passages", "weights", "weight_heads", "log", "api_keys")
 JOURNAL_FILE = "journal.sqlite3"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _encode(value: Any) -> Any:
-    return {"b64": base64.b64encode(value).decode("ascii")} if isinstance(value, bytes) else value
-
-
-def _decode(value: Any) -> Any:
-    return base64.b64decode(value["b64"]) if isinstance(value, dict) and set(value) == {"b64"} else value
+def is_postgres(where: str | Path) -> bool:
+    """Whether ``where`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    return isinstance(where, str) and where.lower().startswith(("postgresql://", "postgres://"))
 
 
 def export_memory(src: str | Path, out: str | Path) -> dict[str, Any]:
-    """Write the archive of the memory at ``src`` into the new directory ``out``; its manifest."""
+    """Write the archive of the memory at ``src`` (a directory, or a PostgreSQL URL) into the new
+    directory ``out``; its manifest."""
+    if Path(out).exists() and any(Path(out).iterdir()):
+        raise MemoryPathError(f"{out} exists and is not empty; export into a new directory")
+    if is_postgres(src):
+        from agentmem.pg.archive import export_pg
+
+        return export_pg(str(src), Path(out))
     src, out = Path(src), Path(out)
     journal = src / JOURNAL_FILE
     if not journal.exists():
@@ -79,9 +72,9 @@ def export_memory(src: str | Path, out: str | Path) -> dict[str, Any]:
             rows = 0
             with file.open("w", encoding="utf-8") as fh:
                 for row in cur:
-                    fh.write(json.dumps([_encode(v) for v in row], ensure_ascii=False) + "\n")
+                    fh.write(json.dumps([encode(v) for v in row], ensure_ascii=False) + "\n")
                     rows += 1
-            tables[table] = {"file": file.name, "columns": columns, "rows": rows, "sha256": _sha256(file)}
+            tables[table] = {"file": file.name, "columns": columns, "rows": rows, "sha256": sha256_of(file)}
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         sequences = dict(conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
         weight_rows = conn.execute("SELECT file, sha256, size FROM weights").fetchall() if "weights" in present else []
@@ -91,7 +84,7 @@ def export_memory(src: str | Path, out: str | Path) -> dict[str, Any]:
     weights = []
     for rel, sha, size in weight_rows:  # version files never change once written
         source = src / "weights" / rel
-        if _sha256(source) != sha:
+        if sha256_of(source) != sha:
             raise CorruptionError(f"weight file {source} does not match its sha256; run `agentmem doctor {src}`")
         target = out / "weights" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -119,20 +112,25 @@ def read_manifest(archive: str | Path) -> dict[str, Any]:
                           f"{VERSION}: upgrade agentmem to import it")
     for table, entry in manifest["tables"].items():
         file = archive / entry["file"]
-        if table not in TABLES or not file.exists() or _sha256(file) != entry["sha256"]:
+        if table not in TABLES or not file.exists() or sha256_of(file) != entry["sha256"]:
             raise CorruptionError(f"archive file {file} is missing or does not match its sha256; export again")
     for w in manifest["weights"]:
-        if _sha256(archive / w["file"]) != w["sha256"]:
+        if sha256_of(archive / w["file"]) != w["sha256"]:
             raise CorruptionError(f"archive file {archive / w['file']} does not match its sha256; export again")
     return manifest
 
 
 def import_memory(archive: str | Path, dst: str | Path) -> dict[str, int]:
-    """Make the new memory ``dst`` of ``archive`` (same ids, rows, weights and keys); rows per table."""
+    """Make the new memory ``dst`` (a directory, or an empty PostgreSQL database named by its URL) of
+    ``archive`` (same ids, rows, weights and keys); rows per table."""
     from agentmem.memory import Memory
 
-    archive, dst = Path(archive), Path(dst)
     manifest = read_manifest(archive)
+    if is_postgres(dst):
+        from agentmem.pg.archive import import_pg
+
+        return import_pg(Path(archive), manifest, str(dst))
+    archive, dst = Path(archive), Path(dst)
     if dst.exists() and any(dst.iterdir()):
         raise MemoryPathError(f"{dst} exists and is not empty; import into a new directory")
     embedder = manifest["source"]["embedder"]
@@ -157,7 +155,7 @@ def import_memory(archive: str | Path, dst: str | Path) -> dict[str, int]:
             with (archive / entry["file"]).open(encoding="utf-8") as fh:
                 batch: list[list[Any]] = []
                 for line in fh:
-                    batch.append([_decode(v) for v in json.loads(line)])
+                    batch.append([decode(v) for v in json.loads(line)])
                     if len(batch) == 1000:
                         conn.executemany(sql, batch)
                         n += len(batch)

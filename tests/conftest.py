@@ -45,3 +45,5 @@ def hmem(tmp_path: Path) -> Iterator[agentmem.Memory]:
     m = agentmem.Memory(tmp_path / "hmem", embedder="hash")
     yield m
     m.close()
+
+from postgres import postgres_server, postgres_url  # noqa: E402, F401  (fixtures: a real PostgreSQL, tests/postgres.py)

@@ -18,6 +18,7 @@ import agentmem
 from agentmem import errors, plugins
 from agentmem.archive import TABLES, export_memory, import_memory
 from agentmem.embedders import HashingEmbedder
+from agentmem.pg.archive import redact
 from agentmem.serve.keys import KeyStore
 
 QUERIES = ["When did Caroline go to the support group?", "what did Melanie paint?", "adoption agencies",
@@ -143,3 +144,25 @@ def test_the_command_line_round_trip(tmp_path: Path) -> None:
     assert cli("import", str(tmp_path / "a"), str(tmp_path / "dst"))["items"] == 2
     with agentmem.Memory(tmp_path / "dst") as mem:
         assert mem.recall("support group", k=1)[0].text == "Caroline went to the support group"
+
+
+def test_sqlite_to_postgresql_to_sqlite_keeps_every_row(tmp_path: Path, postgres_url: object) -> None:
+    built = build(tmp_path / "src")
+    url = postgres_url()  # type: ignore[operator]
+    export_memory(tmp_path / "src", tmp_path / "a1")
+    counts = import_memory(tmp_path / "a1", url)
+    assert counts["items"] == 6 and counts["weights"] == 2
+    with pytest.raises(errors.MemoryPathError, match="already holds a memory"):
+        import_memory(tmp_path / "a1", url)
+    manifest = export_memory(url, tmp_path / "a2")
+    assert manifest["source"]["backend"] == "postgresql" and manifest["source"]["path"].startswith("postgresql://")
+    assert redact("postgresql://me:s3cret@db.example/mem") == "postgresql://me:***@db.example/mem"
+    import_memory(tmp_path / "a2", tmp_path / "dst")
+    for table in TABLES:
+        assert rows(tmp_path / "dst", table) == rows(tmp_path / "src", table), table
+    assert rows(tmp_path / "dst", "sqlite_sequence") == rows(tmp_path / "src", "sqlite_sequence")
+    with agentmem.Memory(tmp_path / "dst") as mem:
+        assert {q: [(h.id, round(h.score, 6)) for h in mem.recall(q, k=5, scope={})] for q in QUERIES} == built["hits"]
+        assert mem.weights.load("state", 2)["w"].tolist() == [1.0] * 6
+        assert KeyStore(mem.journal).verify(built["key"]).scope == {"user": "u1"}
+        assert mem.remember("after the trip", scope={"user": "u1"}) > built["stm"]
