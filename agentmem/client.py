@@ -92,7 +92,8 @@ class Calls:
     @staticmethod
     def remember_many(texts: Sequence[str], metadatas: Sequence[dict[str, Any] | None] | None = None,
                       scope: dict[str, str] | None = None, *, times: Sequence[Any] | None = None,
-                      embeddings: Any = None, batch_size: int = 500) -> list[Call]:
+                      embeddings: Any = None, batch_size: int = 500, progress: bool | None = None) -> list[Call]:
+        # progress: accepted as Memory.remember_many does; the work happens on the server, so no bar here
         if isinstance(texts, str):
             raise errors.InvalidInputError("texts must be a list of strings (for one text use remember())")
         n = len(texts)
@@ -135,6 +136,20 @@ class Calls:
         params = {"limit": limit, **({} if before is None else {"before": before}), **(scope or {}),
                   **({} if filters is None else {"filters": json.dumps(filters)})}
         return Call("GET", "/v1/memories", lambda r: [_item(i) for i in r["items"]], {"params": params})
+
+    @staticmethod
+    def search_vectors(vectors: Any, k: int = 10, scope: dict[str, str] | None = None,
+                       filters: dict[str, Any] | None = None, since: Any = None, until: Any = None) -> Call:
+        arr = np.asarray(vectors, dtype=np.float32)
+        body = {"vectors": (arr.reshape(1, -1) if arr.ndim == 1 else arr).tolist(), "k": k, "scope": scope,
+                "filters": filters, "since": _time(since), "until": _time(until)}
+        return Call("POST", "/v1/search", lambda r: [[(int(i), float(c)) for i, c in row] for row in r["results"]],
+                    {"json": body})
+
+    @staticmethod
+    def get_many(ids: Sequence[int]) -> Call:
+        return Call("POST", "/v1/memories/get", lambda r: {i["id"]: _item(i) for i in r["items"]},
+                    {"json": {"ids": [int(i) for i in ids]}})
 
     @staticmethod
     def get(item_id: int) -> Call:
@@ -274,6 +289,14 @@ class Client:
         """The item stored under ``item_id``, as it was remembered."""
         return self._run(Calls.get(item_id))
 
+    def search_vectors(self, *args: Any, **kw: Any) -> list[list[tuple[int, float]]]:
+        """For each query vector, the ``k`` items of ``scope`` nearest by cosine, as (id, cosine) best first."""
+        return list(self._run(Calls.search_vectors(*args, **kw)))
+
+    def get_many(self, ids: Sequence[int]) -> dict[int, Item]:
+        """The items stored under ``ids`` that exist and that the key reaches."""
+        return dict(self._run(Calls.get_many(ids)))
+
     def stats(self) -> dict[str, Any]:
         """Counts and sizes of every store (needs an admin key on a server with keys)."""
         return dict(self._run(Calls.stats()))
@@ -344,6 +367,12 @@ class AsyncClient:
 
     async def get(self, item_id: int) -> Item:
         return await self._run(Calls.get(item_id))
+
+    async def search_vectors(self, *args: Any, **kw: Any) -> list[list[tuple[int, float]]]:
+        return list(await self._run(Calls.search_vectors(*args, **kw)))
+
+    async def get_many(self, ids: Sequence[int]) -> dict[int, Item]:
+        return dict(await self._run(Calls.get_many(ids)))
 
     async def stats(self) -> dict[str, Any]:
         return dict(await self._run(Calls.stats()))

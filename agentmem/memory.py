@@ -379,8 +379,7 @@ class Memory:
         scope_ = validate.scope(scope)
         filters = validate.filters(filters)
         t0, t1 = validate.when(since, "since"), validate.when(until, "until", upper=True)
-        arr = np.asarray(vectors, dtype=np.float32)
-        queries = validate.vectors(arr, 1 if arr.ndim == 1 else len(arr), self.dim)
+        queries = validate.query_vectors(vectors, self.dim)
         with self._lock.shared():
             self._check_open()
             return retrieval.nearest_vectors(self._stores, queries, k, scope_, filters, t0, t1)

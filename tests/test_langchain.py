@@ -100,3 +100,29 @@ def test_the_retriever_over_a_client_of_a_live_server(tmp_path: Path) -> None:
             assert docs[0].metadata["scope"] == {"user": "u1"} and "vector" in docs[0].metadata["evidence"]
     finally:
         server.stop()
+
+
+def test_the_vector_store_over_a_client_keeps_to_the_keys_scope(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi", reason="the server extra: pip install 'agentmem-toolkit[serve]'")
+    from servers import Server, keys, make_memory
+
+    make_memory(tmp_path / "m")  # the hashing embedder: 256 dimensions
+    server = Server(tmp_path / "m")
+    embedding = DeterministicFakeEmbedding(size=256)
+    try:
+        alice, bob = keys(server.path, "--user", "alice"), keys(server.path, "--user", "bob")
+        with agentmem.Client(server.url, alice["key"]) as a, agentmem.Client(server.url, bob["key"]) as b:
+            mine = AgentMemVectorStore(a, embedding, scope={"user": "alice"})
+            theirs = AgentMemVectorStore(b, embedding, scope={"user": "bob"})
+            assert mine.add_texts(["alice's red folder", "alice's blue pen"], ids=["f", "p"]) == ["f", "p"]
+            theirs.add_texts(["bob's PIN is 4321"], ids=["pin"])
+            assert [d.id for d in mine.similarity_search("alice's blue pen", k=5)] == ["p", "f"]
+            assert mine.get_by_ids(["pin", "f"]) == [Document(id="f", page_content="alice's red folder", metadata={})]
+            mine.add_texts(["alice's green folder"], ids=["f"])  # upsert over HTTP too
+            assert [d.page_content for d in mine.get_by_ids(["f"])] == ["alice's green folder"]
+            mine.delete(["p", "pin"])  # bob's id is not alice's to delete
+            assert [d.id for d in theirs.similarity_search("PIN", k=5)] == ["pin"]
+            with pytest.raises(agentmem.errors.ScopeDeniedError):
+                AgentMemVectorStore(a, embedding, scope={"user": "bob"}).similarity_search("PIN", k=5)
+    finally:
+        server.stop()

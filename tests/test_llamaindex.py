@@ -114,3 +114,22 @@ def test_the_retriever_and_the_memory_block(memory: Any) -> None:
     got = asyncio.run(block.aget([ChatMessage(role="user", content="what is my locker number at the gym?")]))
     assert got.splitlines()[0] == "My locker at the gym is number 41." and "u2's" not in got
     assert asyncio.run(block.aget([])) == ""
+
+
+def test_the_vector_store_over_a_client(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi", reason="the server extra: pip install 'agentmem-toolkit[serve]'")
+    from servers import Server, keys, make_memory
+
+    make_memory(tmp_path / "m")
+    server = Server(tmp_path / "m")
+    try:
+        key = keys(server.path, "--user", "u1")["key"]
+        embed = agentmem.plugins.get_embedder("hash")
+        with agentmem.Client(server.url, key) as client:
+            store = AgentMemVectorStore(client, scope={"user": "u1"})
+            store.add([node("1", "foo", embed, doc="d1"), node("2", "bar", embed, doc="d2")])
+            assert near(store, embed, "bar", k=2) == ["bar", "foo"]
+            store.delete("d2")
+            assert [n.text for n in store.get_nodes(["1", "2"])] == ["foo"]
+    finally:
+        server.stop()

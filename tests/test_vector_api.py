@@ -35,6 +35,9 @@ def test_search_vectors_is_exact_inside_the_scope_and_sees_short_term_items(tmp_
         assert list(emb) == [ids[4]] and np.allclose(emb[ids[4]], vecs[4], atol=1e-6)
         with pytest.raises(DimensionError):
             mem.search_vectors(np.ones(3), 5)
+        for bad in ([[1.0] * 8, [1.0]], [[], []], "not a vector", [[1e308] * 8]):  # ragged, empty, text, overflow
+            with pytest.raises(DimensionError):
+                mem.search_vectors(bad, 5)  # type: ignore[arg-type]
         with pytest.raises(InvalidInputError):
             mem.search_vectors(vecs[0], 0)
         with pytest.raises(InvalidInputError):

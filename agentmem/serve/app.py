@@ -42,7 +42,9 @@ from agentmem.serve.models import (
     LogEntryOut,
     MemoriesIn,
     MemoryIn,
+    Neighbours,
     RecallIn,
+    SearchIn,
     fact_out,
     hit_out,
     item_out,
@@ -169,6 +171,25 @@ def create_app(memory: Memory, host: str = "127.0.0.1") -> FastAPI:
         hits = memory.recall(body.query, body.k, scope, body.filters, body.since, body.until,
                              embedding=body.embedding)
         return Hits(hits=[hit_out(h) for h in hits])
+
+    @app.post("/v1/search", response_model=Neighbours)
+    def search_vectors(body: SearchIn, k: ApiKey | None = Key) -> Neighbours:
+        """The ``k`` items nearest each vector by cosine inside the scope (no text, no fusion), as
+        ``Memory.search_vectors``: what a vector store or a model plugin needs."""
+        if body.k > MAX_K or len(body.vectors) > MAX_BATCH:
+            raise errors.RequestTooLargeError(f"at most {MAX_BATCH} vectors and k={MAX_K} per request")
+        scope = narrowed(k, body.scope)
+        found = memory.search_vectors(body.vectors, body.k, scope, body.filters, body.since, body.until)
+        return Neighbours(results=[[(int(i), float(c)) for i, c in row] for row in found])
+
+    @app.post("/v1/memories/get", response_model=ItemsOut)
+    def get_many(body: Ids, k: ApiKey | None = Key) -> ItemsOut:
+        """The items stored under ``ids`` that exist and that the key reaches (others are left out, as
+        ``Memory.get_many`` leaves out the missing)."""
+        if len(body.ids) > MAX_BATCH:
+            raise errors.RequestTooLargeError(f"{len(body.ids)} ids in one request (max {MAX_BATCH}); split it")
+        found = memory.get_many(body.ids)
+        return ItemsOut(items=[item_out(found[i]) for i in body.ids if i in found and reaches(k, found[i].scope)])
 
     def reachable(item_id: int, k: ApiKey | None) -> Item:
         item = memory.get(item_id)

@@ -45,6 +45,21 @@ class RecallIn(BaseModel):
     embedding: list[float] | None = None
 
 
+class SearchIn(BaseModel):
+    """``Memory.search_vectors``: the nearest items by cosine, no fusion."""
+
+    vectors: list[list[float]] = Field(description="one or more query vectors of the memory's dimension")
+    k: int = 10
+    scope: dict[str, str] | None = None
+    filters: dict[str, Any] | None = None
+    since: float | str | None = None
+    until: float | str | None = None
+
+
+class Neighbours(BaseModel):
+    results: list[list[tuple[int, float]]] = Field(description="per query vector, (id, cosine) best first")
+
+
 class HitOut(BaseModel):
     id: int
     text: str
