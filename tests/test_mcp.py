@@ -160,9 +160,11 @@ def test_streamable_http_uses_the_servers_keys_and_never_reaches_another_user(se
                 assert (await call(a, "facts", entity="Bob"))["facts"] == []  # only alice's facts
                 around = json.loads((await a.read_resource("graph://Bob")).contents[0].text)
                 assert around["facts"] == [] and around["neighbours"] == []
+                assert (await call(a, "forget", ids=[mine]))["ids"] == [mine]  # her own: forgotten
+                assert "NotFoundError" in await refused(a, "get", id=mine)
             async with http(server.url, hr) as r:
                 assert (await call(r, "get", id=secret))["scope"] == {"user": "bob"}
-                assert (await call(r, "stats"))["items"] == 2
+                assert (await call(r, "stats"))["items"] == 1  # bob's; alice forgot hers
 
     run(main)
 
