@@ -95,6 +95,15 @@ def test_stdio_lists_the_tools_and_remembers_recalls_forgets_reads_facts(tmp_pat
                 assert "ScopeDeniedError" in await refused(c, "remember", text="planted", scope=widen)
             assert "ScopeDeniedError" in await refused(c, "stats")  # stats cover every scope
             assert "InvalidInputError" in await refused(c, "remember")  # neither text nor items
+            for tool, args, error in (("recall", {"query": "x", "k": 0}, "InvalidInputError"),
+                                      ("recall", {"query": "   "}, "InvalidInputError"),
+                                      ("recall", {"query": "x", "filters": {"bad key!": 1}}, "InvalidInputError"),
+                                      ("remember", {"text": "x", "time": "not a time"}, "InvalidInputError"),
+                                      ("get", {"id": -5}, "NotFoundError"),
+                                      ("neighbours", {"entity": "Caroline", "depth": 9}, "depth"),
+                                      ("forget", {"ids": "1"}, "ids")):
+                text = await refused(c, tool, **args)  # bad input: an error naming it, and the server lives on
+                assert error in text, (tool, args, text)
             narrow = (await call(c, "remember", text="a note of one session",
                                  scope={"user": "alice", "session": "s1"}))["ids"][0]
             found = await call(c, "recall", query="note of one session", scope={"user": "alice", "session": "s1"})
