@@ -101,7 +101,11 @@ def test_stdio_lists_the_tools_and_remembers_recalls_forgets_reads_facts(tmp_pat
                                       ("remember", {"text": "x", "time": "not a time"}, "InvalidInputError"),
                                       ("get", {"id": -5}, "NotFoundError"),
                                       ("neighbours", {"entity": "Caroline", "depth": 9}, "depth"),
-                                      ("forget", {"ids": "1"}, "ids")):
+                                      ("forget", {"ids": "1"}, "ids"),
+                                      ("recall", {"query": "x", "k": 5000}, "RequestTooLargeError"),
+                                      ("remember", {"items": []}, "InvalidInputError"),
+                                      ("remember", {"items": [{"text": "a", "embedding": [0.1] * 256},
+                                                              {"text": "b"}]}, "every item or with none")):
                 text = await refused(c, tool, **args)  # bad input: an error naming it, and the server lives on
                 assert error in text, (tool, args, text)
             narrow = (await call(c, "remember", text="a note of one session",

@@ -28,6 +28,7 @@ from agentmem.serve.models import Entities, FactOut, Facts, Hits, Ids, ItemOut, 
 F = TypeVar("F", bound=Callable[..., Any])
 Access = Callable[[Context], ApiKey | None]  # the key a call acts with; None: every scope (no keys)
 MAX_BATCH = 1_000  # texts of one remember call
+MAX_K = 1_000  # hits of one recall
 Scope = Annotated[dict[str, str] | None, Field(description="user / agent / session: narrows this connection's "
                                                "scope (default: the connection's own)")]
 When = Annotated[float | str | None, Field(description="when it happened: ISO-8601 or unix seconds")]
@@ -80,13 +81,19 @@ def build(memory: Memory, access: Access, name: str = "agentmem") -> MCPServer:
             raise errors.InvalidInputError("pass either 'text' (one memory) or 'items' (a list of them)")
         batch = items if items is not None else [MemoryIn(text=text or "", metadata=metadata, scope=scope, time=time,
                                                            embedding=None)]
+        if not batch:
+            raise errors.InvalidInputError("'items' is empty: nothing to remember")
         if len(batch) > MAX_BATCH:
             raise errors.RequestTooLargeError(f"{len(batch)} items in one call (max {MAX_BATCH}); split it")
+        given = [it.embedding for it in batch if it.embedding is not None]
+        if given and len(given) != len(batch):
+            raise errors.InvalidInputError("give an embedding with every item or with none")
         scopes = [narrowed(key, it.scope, write=True) for it in batch]  # every item checked before any is stored
         if all(where == scopes[0] for where in scopes):  # the usual case: one batch, one transaction
             return Ids(ids=memory.remember_many([it.text for it in batch], [it.metadata for it in batch], scopes[0],
-                                                times=[it.time for it in batch], progress=False))
-        return Ids(ids=[memory.remember(it.text, it.metadata, where, time=it.time)
+                                                times=[it.time for it in batch], embeddings=given or None,
+                                                progress=False))
+        return Ids(ids=[memory.remember(it.text, it.metadata, where, time=it.time, embedding=it.embedding)
                         for it, where in zip(batch, scopes, strict=True)])
 
     @server.tool()
@@ -101,6 +108,8 @@ def build(memory: Memory, access: Access, name: str = "agentmem") -> MCPServer:
         metadata, scope, event time and the evidence that found it (vector, lexical, time, graph).
         Use it before answering questions about the user or the past."""
         key = access(ctx)
+        if k > MAX_K:
+            raise errors.RequestTooLargeError(f"k={k} is over this server's bound ({MAX_K})")
         hits = memory.recall(query, k, narrowed(key, scope), filters, since, until)
         return Hits(hits=[hit_out(h) for h in hits])
 
