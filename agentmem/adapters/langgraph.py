@@ -155,7 +155,8 @@ class AgentMemStore(BaseStore):
         want = op.limit + op.offset
         if op.query:
             hits = self.memory.recall(op.query, k=min(1000, want), scope=scope, filters=filters)
-            found = [(self.memory.get(h.id), h.score) for h in hits]
+            items = self.memory.get_many([h.id for h in hits])  # one read (one request over a Client)
+            found = [(items[h.id], h.score) for h in hits if h.id in items]
         else:
             found = [(i, None) for i in self.memory.items(scope, limit=min(MAX_SCAN, want), filters=filters)]
         return [self._search_item(i, s) for i, s in found[op.offset:want] if "_lg_ns" in i.metadata]

@@ -90,6 +90,8 @@ def import_pg(archive: Path, manifest: dict[str, Any], url: str) -> dict[str, in
             files = {f"weights/{r[0]}": (r[1], r[2]) for r in
                      conn.execute("SELECT file, name, version FROM weights").fetchall()}
             for w in manifest["weights"]:
+                if w["file"] not in files:
+                    raise CorruptionError(f"archive weight file {w['file']} has no row in weights.jsonl; export again")
                 name, version = files[w["file"]]
                 data = (archive / w["file"]).read_bytes()
                 conn.cursor().executemany(
