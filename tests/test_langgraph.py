@@ -153,3 +153,13 @@ def test_namespaces_are_scopes_and_a_key_never_reaches_another_user(tmp_path: Pa
             assert [i.scope for i in root.items({"user": "bob"})] == [{"user": "bob"}]  # a memory of bob's scope
     finally:
         server.stop()
+
+
+def test_listings_page_through_every_item(stores: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentmem.adapters.langgraph as lg
+
+    monkeypatch.setattr(lg, "PAGE", 2)  # DATA spans several pages now
+    ours, theirs = stores
+    assert ours.list_namespaces() == theirs.list_namespaces()
+    assert view(ours.search(("alice",), limit=20)) == view(theirs.search(("alice",), limit=20))
+    assert view(ours.search(("alice",), limit=3, offset=1)) != []  # a page from the middle

@@ -133,3 +133,16 @@ def test_the_vector_store_over_a_client(tmp_path: Path) -> None:
             assert [n.text for n in store.get_nodes(["1", "2"])] == ["foo"]
     finally:
         server.stop()
+
+
+def test_whole_document_deletes_and_listings_page_through(memory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentmem.adapters.llamaindex as li
+
+    monkeypatch.setattr(li, "BATCH", 2)
+    embed = memory.embedder
+    store = AgentMemVectorStore(memory, scope={"user": "u1"})
+    store.add([node(str(n), f"chunk {n} of the report", embed, doc="report") for n in range(7)])
+    store.add([node("x", "another document", embed, doc="other")])
+    assert len(store.get_nodes()) == 8
+    store.delete("report")  # seven nodes over four pages
+    assert [n.text for n in store.get_nodes()] == ["another document"]

@@ -44,7 +44,7 @@ from agentmem.errors import NotFoundError
 
 SCOPE_FIELDS = ("user", "agent", "session")
 SEP = "\x1f"  # joins a namespace's components in ``_lg_path`` (a unit separator: not in real names)
-MAX_SCAN = 10_000  # items read per scope to list namespaces or search without a query
+PAGE = 10_000  # items read per request when a listing pages through a scope
 
 
 class AgentMemStore(BaseStore):
@@ -158,8 +158,21 @@ class AgentMemStore(BaseStore):
             items = self.memory.get_many([h.id for h in hits])  # one read (one request over a Client)
             found = [(items[h.id], h.score) for h in hits if h.id in items]
         else:
-            found = [(i, None) for i in self.memory.items(scope, limit=min(MAX_SCAN, want), filters=filters)]
+            found = [(i, None) for i in self._all(scope, filters, want)]
         return [self._search_item(i, s) for i, s in found[op.offset:want] if "_lg_ns" in i.metadata]
+
+    def _all(self, scope: dict[str, str], filters: dict[str, Any], limit: int | None = None) -> list[Any]:
+        """The items of ``scope`` passing ``filters``, newest first (at most ``limit``), page by page."""
+        out: list[Any] = []
+        before: int | None = None
+        while limit is None or len(out) < limit:
+            want = PAGE if limit is None else min(PAGE, limit - len(out))
+            page = self.memory.items(scope, limit=want, before=before, filters=filters)
+            out += page
+            if len(page) < want:
+                break
+            before = page[-1].id
+        return out
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         prefix: tuple[str, ...] = ()
@@ -167,8 +180,7 @@ class AgentMemStore(BaseStore):
             if cond.match_type == "prefix" and "*" not in cond.path:
                 prefix = tuple(cond.path)
         scope = self._scope(prefix) or {}
-        spaces = {tuple(i.metadata["_lg_ns"]) for i in self.memory.items(scope, limit=MAX_SCAN,
-                                                                         filters=self._filters(prefix, None))
+        spaces = {tuple(i.metadata["_lg_ns"]) for i in self._all(scope, self._filters(prefix, None))
                   if "_lg_ns" in i.metadata}
         for cond in op.match_conditions or ():
             spaces = {ns for ns in spaces if _matches(cond.match_type, tuple(cond.path), ns)}

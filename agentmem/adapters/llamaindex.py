@@ -75,15 +75,19 @@ class AgentMemVectorStore(BasePydanticVectorStore):
     def client(self) -> Any:
         return self._memory
 
-    def _ids_where(self, filters: dict[str, Any]) -> list[int]:
-        out: list[int] = []
+    def _items_where(self, filters: dict[str, Any]) -> list[Any]:
+        """Every item of this store's scope passing ``filters``, page by page."""
+        out: list[Any] = []
         before: int | None = None
         while True:
-            page = self._memory.items(self.scope, limit=BATCH, before=before, filters=filters)
-            out += [i.id for i in page]
+            page = self._memory.items(self.scope, limit=BATCH, before=before, filters=filters or None)
+            out += page
             if len(page) < BATCH:
                 return out
             before = page[-1].id
+
+    def _ids_where(self, filters: dict[str, Any]) -> list[int]:
+        return [i.id for i in self._items_where(filters)]
 
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         """Remember the nodes (with the embeddings the index gave them); their ids."""
@@ -124,7 +128,7 @@ class AgentMemVectorStore(BasePydanticVectorStore):
         items = ([i for node_id in node_ids for i in self._memory.items(self.scope, limit=1,
                                                                        filters={**wanted, LI_ID: node_id})]
                  if node_ids is not None else
-                 self._memory.items(self.scope, limit=10_000, filters=wanted or None))
+                 self._items_where(wanted))
         out = []
         for item in items:
             node = _node(item)
