@@ -18,6 +18,7 @@ def register_commands(cli: click.Group) -> None:
     import agentmem.bench.adapters
     import agentmem.bench.locomo
     import agentmem.bench.parallel
+    import agentmem.bench.pgvector
     import agentmem.bench.serve  # noqa: F401  (each registers its `bench` subcommand)
     from agentmem.doctor import doctor
 
