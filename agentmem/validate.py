@@ -161,12 +161,19 @@ def when(value: object, name: str = "time", *, upper: bool = False) -> float | N
     return t
 
 
+def _float32(value: object) -> np.ndarray:
+    """``value`` as a float32 array; one already float32 as is (a recall's query: no cast, no cost)."""
+    if isinstance(value, np.ndarray) and value.dtype == np.float32:
+        return value
+    with np.errstate(over="ignore", invalid="ignore"):  # out of float32 range: inf, refused by the caller
+        return np.asarray(value, dtype=np.float32)
+
+
 def query_vectors(value: object, dim: int) -> np.ndarray:
     """One query vector (dim,) or many (n, dim) as float32 (n, dim), unit length (see :func:`vectors`);
     a ragged or non-numeric value is a DimensionError, not numpy's ValueError."""
     try:
-        with np.errstate(over="ignore", invalid="ignore"):  # out of float32 range: inf, refused below
-            arr = np.asarray(value, dtype=np.float32)
+        arr = _float32(value)
     except (TypeError, ValueError) as exc:
         raise DimensionError(f"query vectors must be a numeric (dim,) or (n, dim) array: {exc}") from exc
     return vectors(arr, 1 if arr.ndim == 1 else len(arr), dim)
@@ -175,8 +182,7 @@ def query_vectors(value: object, dim: int) -> np.ndarray:
 def vectors(value: object, n: int, dim: int) -> np.ndarray:
     """Precomputed embeddings as float32 (n, dim), unit length; rejects NaN/inf and wrong shapes."""
     try:
-        with np.errstate(over="ignore", invalid="ignore"):  # out of float32 range: inf, refused below
-            arr = np.asarray(value, dtype=np.float32)
+        arr = _float32(value)
     except (TypeError, ValueError) as exc:
         raise DimensionError(f"embeddings must be numeric arrays: {exc}") from exc
     if arr.ndim == 1:

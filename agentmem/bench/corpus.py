@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 PERSONA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "synthetic-persona-chat"
 NOISE = 0.0245  # per-dimension sigma: |noise| ~ 0.48 in 384 dims, cosine to the base ~ 0.9
+CACHE = Path(os.environ.get("AGENTMEM_BENCH_CACHE", Path.home() / ".cache" / "agentmem-bench"))  # embeddings
 
 
 def base_texts(limit: int) -> tuple[list[str], str]:
@@ -106,3 +109,22 @@ def exact_top(vecs: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
 def recall_at(found: list[list[int]], truth: np.ndarray, k: int = 10) -> float:
     """Mean share of the exact top-``k`` found among the first ``k`` results."""
     return float(np.mean([len(set(f[:k]) & set(t[:k].tolist())) / k for f, t in zip(found, truth, strict=True)]))
+
+
+def sized(n: int, base: int = 40_000) -> tuple[list[str], np.ndarray]:
+    """``n`` texts and their MiniLM vectors: up to ``base`` real ones (embedded once, cached in
+    :data:`CACHE`), the rest variants of them (:func:`expand`)."""
+    from agentmem.plugins import get_embedder
+
+    texts, _ = base_texts(min(n, base))
+    return expand(texts, embed_cached(texts, get_embedder("minilm"), CACHE), n)
+
+
+def fill_by_user(mem: Any, texts: list[str], vecs: np.ndarray, users: int) -> None:
+    """Remember ``texts`` (vectors given) spread round-robin over users ``u0``.. (item i is user
+    ``i % users``'s), then consolidate and flush: a memory as the server and parallel benches query it."""
+    for u in range(users):
+        rows = list(range(u, len(texts), users))
+        mem.remember_many([texts[r] for r in rows], scope={"user": f"u{u}"}, embeddings=vecs[rows], progress=False)
+    mem.consolidate()
+    mem.flush()

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from agentmem.bench import bench
-from agentmem.bench.corpus import base_texts, embed_cached, expand, queries
+from agentmem.bench.corpus import fill_by_user, queries, sized
 from agentmem.bench.serve import drive
 
 
@@ -30,11 +30,7 @@ def run(path: Path, texts: list[str], vecs: Any, users: int, levels: list[int], 
     qidx, qv = queries(vecs, 2000)
     out: dict[str, Any] = {}
     with agentmem.Memory(path) as mem:
-        for u in range(users):
-            rows = list(range(u, len(texts), users))
-            mem.remember_many([texts[r] for r in rows], scope={"user": f"u{u}"}, embeddings=vecs[rows], progress=False)
-        mem.consolidate()
-        mem.flush()
+        fill_by_user(mem, texts, vecs, users)
         for given in (True, False):
             for threads in levels:
                 def step(c: int, n: int, given: bool = given) -> tuple[str, list[int]]:
@@ -75,15 +71,10 @@ def _found(mem: Any, item_id: int) -> bool:
 def parallel_bench(sizes: str, threads: str, seconds: float, users: int, write_every: int,
                    json_out: str | None) -> None:
     """Concurrent scoped recalls (and remembers) from threads of one process, against one thread."""
-    from agentmem.bench.throughput import CACHE
-    from agentmem.plugins import get_embedder
-
     levels = sorted({1, *(int(t) for t in threads.split(",") if t)})
     report: dict[str, Any] = {"threads": levels, "seconds": seconds, "users": users, "sizes": {}}
     for n in [int(s) for s in sizes.split(",") if s]:
-        texts, _ = base_texts(min(n, 40_000))
-        vecs = embed_cached(texts, get_embedder("minilm"), CACHE)
-        texts, vecs = expand(texts, vecs, n)
+        texts, vecs = sized(n)
         with tempfile.TemporaryDirectory(prefix="agentmem-bench-parallel-") as tmp:
             click.echo(f"N={n:,} ...", err=True)
             figures = run(Path(tmp) / "mem", texts, vecs, users, levels, seconds, write_every)

@@ -24,7 +24,7 @@ import click
 import numpy as np
 
 from agentmem.bench import bench
-from agentmem.bench.corpus import base_texts, embed_cached, expand, queries
+from agentmem.bench.corpus import queries, sized
 
 
 @contextlib.contextmanager
@@ -56,13 +56,9 @@ def _p(times: list[float], q: float) -> float:
 @click.option("--json", "json_out", default=None, help="write every figure here")
 def pgvector_bench(n: int, users: str, n_queries: int, url: str | None, json_out: str | None) -> None:
     """Scoped top-10 queries on pgvector (HNSW + b-tree), iterative scans off and on, against exact."""
-    from agentmem.bench.throughput import CACHE
     from agentmem.pg.archive import connect
-    from agentmem.plugins import get_embedder
 
-    texts, _ = base_texts(min(n, 40_000))
-    vecs = embed_cached(texts, get_embedder("minilm"), CACHE)
-    texts, vecs = expand(texts, vecs, n)
+    _, vecs = sized(n)
     vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
     qidx, qv = queries(vecs, n_queries)
     rows: list[dict[str, Any]] = []

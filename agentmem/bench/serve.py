@@ -32,7 +32,7 @@ import click
 import numpy as np
 
 from agentmem.bench import bench
-from agentmem.bench.corpus import base_texts, embed_cached, expand, queries
+from agentmem.bench.corpus import fill_by_user, queries, sized
 
 
 def _port() -> int:
@@ -112,11 +112,7 @@ def run_agentmem(work: Path, texts: list[str], vecs: np.ndarray, qidx: np.ndarra
 
     path = work / "agentmem"
     with agentmem.Memory(path) as mem:
-        for u in range(users):
-            rows = list(range(u, len(texts), users))
-            mem.remember_many([texts[r] for r in rows], scope={"user": f"u{u}"}, embeddings=vecs[rows], progress=False)
-        mem.consolidate()
-        mem.flush()
+        fill_by_user(mem, texts, vecs, users)
     port = _port()
     proc = subprocess.Popen([sys.executable, "-m", "agentmem", "serve", str(path), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -207,15 +203,10 @@ def run_chroma(work: Path, texts: list[str], vecs: np.ndarray, qidx: np.ndarray,
 @click.option("--json", "json_out", default=None, help="write every figure here")
 def serve_bench(sizes: str, clients: str, seconds: float, users: int, peers: str, json_out: str | None) -> None:
     """A live server under concurrent clients: scoped recalls mixed with remembers."""
-    from agentmem.bench.throughput import CACHE
-    from agentmem.plugins import get_embedder
-
     levels = [int(c) for c in clients.split(",") if c]
     report: dict[str, Any] = {"clients": levels, "seconds": seconds, "users": users, "sizes": {}}
     for n in [int(s) for s in sizes.split(",") if s]:
-        texts, _ = base_texts(min(n, 40_000))
-        vecs = embed_cached(texts, get_embedder("minilm"), CACHE)
-        texts, vecs = expand(texts, vecs, n)
+        texts, vecs = sized(n)
         qidx, qv = queries(vecs, 2000)
         with tempfile.TemporaryDirectory(prefix="agentmem-bench-serve-") as tmp:
             work = Path(tmp)

@@ -8,7 +8,6 @@ Each system runs in its own process (agentmem.bench.systems) so its peak memory 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,10 +20,9 @@ import click
 import numpy as np
 
 from agentmem.bench import bench, tenants
-from agentmem.bench.corpus import base_texts, embed_cached, exact_top, expand, queries
+from agentmem.bench.corpus import CACHE, base_texts, embed_cached, exact_top, expand, queries
 
 PEER_MODULES = {"chroma": "chromadb", "langchain": "langchain_community", "mem0": "mem0"}
-CACHE = Path(os.environ.get("AGENTMEM_BENCH_CACHE", Path.home() / ".cache" / "agentmem-bench"))
 
 
 def prepare(workdir: Path, n: int, base: int, n_queries: int) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from agentmem.ltm.weights import state_from_bytes
 from agentmem.memory import Memory
 from agentmem.serve.guard import Guard, error_body
 from agentmem.serve.keys import ApiKey, KeyStore, narrowed, reaches
+from agentmem.serve.keys import reachable as reachable_item
 from agentmem.serve.metrics import Metrics
 from agentmem.serve.models import (
     Entities,
@@ -192,10 +193,7 @@ def create_app(memory: Memory, host: str = "127.0.0.1") -> FastAPI:
         return ItemsOut(items=[item_out(found[i]) for i in body.ids if i in found and reaches(k, found[i].scope)])
 
     def reachable(item_id: int, k: ApiKey | None) -> Item:
-        item = memory.get(item_id)
-        if not reaches(k, item.scope):
-            raise errors.ScopeDeniedError(f"item {item_id} is outside the scope of API key {k.id if k else ''}")
-        return item
+        return reachable_item(memory, item_id, k)
 
     @app.get("/v1/memories", response_model=ItemsOut)
     def items(limit: int = 100, before: int | None = None, user: str | None = None, agent: str | None = None,

@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentmem import scope as scopes
 from agentmem.errors import AuthError, InvalidInputError, NotFoundError, ScopeDeniedError
@@ -148,6 +148,15 @@ def narrowed(key: ApiKey | None, requested: dict[str, str] | None, *, write: boo
             raise ScopeDeniedError(f"API key {key.id} is limited to scope {key.scope}; the request asked for "
                                    f"{asked or 'every scope'}")
     return asked
+
+
+def reachable(memory: Any, item_id: int, key: ApiKey | None) -> Any:
+    """The item ``item_id`` of ``memory`` (a ``Memory``) when ``key`` may see it: NotFoundError if there is
+    none, ScopeDeniedError if it lies outside the key's scope (the REST routes and the MCP tools alike)."""
+    item = memory.get(item_id)
+    if not reaches(key, item.scope):
+        raise ScopeDeniedError(f"item {item_id} is outside the scope of API key {key.id if key else ''}")
+    return item
 
 
 def reaches(key: ApiKey | None, item_scope: dict[str, str]) -> bool:

@@ -22,7 +22,8 @@ from pydantic import Field
 
 from agentmem import errors
 from agentmem.memory import Memory
-from agentmem.serve.keys import ApiKey, narrowed, reaches
+from agentmem.serve.keys import ApiKey, narrowed
+from agentmem.serve.keys import reachable as reachable_item
 from agentmem.serve.models import Entities, FactOut, Facts, Hits, Ids, ItemOut, MemoryIn, fact_out, hit_out, item_out
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,10 +61,7 @@ def build(memory: Memory, access: Access, name: str = "agentmem") -> MCPServer:
     server = MCPServer(name, instructions=INSTRUCTIONS, version="1", log_level="WARNING")
 
     def reachable(item_id: int, key: ApiKey | None) -> Any:
-        item = memory.get(item_id)
-        if not reaches(key, item.scope):
-            raise errors.ScopeDeniedError(f"item {item_id} is outside this connection's scope")
-        return item
+        return reachable_item(memory, item_id, key)
 
     @server.tool()
     @_typed_errors
